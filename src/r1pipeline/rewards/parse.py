@@ -1,0 +1,90 @@
+"""Reading the parts of a completion: the chain of thought, the answer, the summary.
+
+Two output formats appear in the paper:
+
+* R1-Zero: ``<think> reasoning </think> <answer> answer </answer>``
+* R1 (cold start on): ``<think> reasoning </think> summary``, the summary stating the answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_BOXED_RE = re.compile(r"\\boxed\{")
+
+
+def split_think(text: str) -> tuple[str | None, str]:
+    """Split a completion into (chain of thought, the rest after ``</think>``).
+
+    The chain of thought is None when the completion has no closed think block.
+
+    >>> split_think("<think>2*3=6</think><answer>6</answer>")
+    ('2*3=6', '<answer>6</answer>')
+    >>> split_think("just 6")
+    (None, 'just 6')
+    """
+    start = text.find(THINK_OPEN)
+    end = text.find(THINK_CLOSE)
+    if start == -1 or end == -1 or end < start:
+        return None, text
+    return text[start + len(THINK_OPEN):end], text[end + len(THINK_CLOSE):]
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a completion, or None if it states none.
+
+    Looks, in order, for the last ``<answer>`` block after the chain of thought, then for the
+    last ``\\boxed{...}`` in the part after ``</think>``. An answer written only inside the
+    chain of thought does not count.
+
+    >>> extract_answer("<think>..</think><answer> 42 </answer>")
+    '42'
+    >>> extract_answer("<think><answer>4</answer></think>")
+    >>> extract_answer("<think>x</think> so the answer is \\\\boxed{7}.")
+    '7'
+    """
+    _, rest = split_think(text)
+    if THINK_OPEN in rest:  # a second think block: malformed, refuse to guess
+        return None
+    found = _ANSWER_RE.findall(rest)
+    if found:
+        return found[-1].strip()
+    return last_boxed(rest)
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}``, braces balanced; None if absent or unclosed.
+
+    >>> last_boxed(r"\\boxed{\\frac{1}{2}}")
+    '\\\\frac{1}{2}'
+    """
+    matches = list(_BOXED_RE.finditer(text))
+    if not matches:
+        return None
+    i = matches[-1].end()
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j].strip()
+    return None
+
+
+def has_chain_of_thought(text: str, min_chars: int = 1) -> bool:
+    """True when the completion has a closed think block with some reasoning in it.
+
+    >>> has_chain_of_thought("<think></think><answer>3</answer>")
+    False
+    >>> has_chain_of_thought("<think>1*3=3</think><answer>3</answer>")
+    True
+    """
+    cot, _ = split_think(text)
+    return cot is not None and len(cot.strip()) >= min_chars

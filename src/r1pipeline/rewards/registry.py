@@ -1,0 +1,93 @@
+"""The one list of reward names.
+
+A reward is registered under a short name (``accuracy``); the function it builds is called
+``<name>_reward`` (``accuracy_reward``), which is the name TRL logs it under. Validation,
+``--help`` and the docs read this registry and nothing else.
+
+A reward follows TRL's signature: ``fn(completions, **columns) -> list[float | None]``, where
+``None`` means "this reward does not apply to this sample" (TRL skips it in the weighted sum).
+A parameterised reward is registered as a class whose constructor takes the parameters; its
+instances are callables with a stable ``__name__`` so they pickle and log under one name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+RewardFn = Callable[..., list]
+
+
+@dataclass(frozen=True)
+class RewardEntry:
+    name: str
+    factory: Callable[..., RewardFn]  # a function (no parameters) or a class (parameters)
+    summary: str
+
+    @property
+    def params(self) -> dict[str, inspect.Parameter]:
+        """The parameters a spec may set, from the class constructor's signature."""
+        if not inspect.isclass(self.factory):
+            return {}
+        sig = inspect.signature(self.factory.__init__)
+        return {k: p for k, p in sig.parameters.items() if k != "self" and p.kind is p.KEYWORD_ONLY
+                or (k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD)}
+
+
+_REGISTRY: dict[str, RewardEntry] = {}
+
+
+def register(name: str):
+    """Register a reward function or reward class under ``name``."""
+
+    def deco(obj):
+        if name in _REGISTRY:
+            raise ValueError(f"reward {name!r} registered twice")
+        doc = inspect.getdoc(obj) or ""
+        _REGISTRY[name] = RewardEntry(name, obj, doc.splitlines()[0] if doc else "")
+        return obj
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # Importing the modules runs their @register decorators. Kept lazy so that importing the
+    # registry (as spec validation does) stays cheap.
+    from r1pipeline.rewards import builtin  # noqa: F401
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def entry(name: str) -> RewardEntry:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown reward {name!r}; known rewards: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def check_params(name: str, params: dict[str, Any]) -> str | None:
+    """Return an error message if ``params`` do not fit reward ``name``, else None."""
+    allowed = entry(name).params
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        hint = f"allowed: {', '.join(allowed)}" if allowed else "this reward takes no parameters"
+        return f"unknown parameter(s) {', '.join(unknown)} for reward {name!r} ({hint})"
+    return None
+
+
+def build(name: str, **params: Any) -> RewardFn:
+    """Build the callable for reward ``name`` with ``params``; its ``__name__`` is ``<name>_reward``."""
+    e = entry(name)
+    err = check_params(name, params)
+    if err:
+        raise ValueError(err)
+    fn = e.factory(**params) if inspect.isclass(e.factory) else e.factory
+    try:
+        fn.__name__ = f"{name}_reward"
+    except AttributeError:
+        pass
+    return fn
