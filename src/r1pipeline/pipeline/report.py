@@ -1,0 +1,147 @@
+"""The report card: ``report.md`` and PNG plots, built only from what the stages wrote.
+
+Reads ``spec.yaml``, each stage's ``manifest.json``, ``summary.json`` and ``metrics.jsonl``;
+never parses markdown back into numbers. One table of evaluation metrics by model (one row per
+stage, as the paper's tables), one table of stages (kind, status, time, headline numbers), and
+the RL curves people look at (reward, held-out accuracy, response length over steps).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from r1pipeline.pipeline.rundir import MANIFEST, METRICS, SUMMARY, read_json, read_metrics, write_text_atomic
+
+EVAL_COLUMNS = [("pass@1", "pass@1"), ("cons@k", "cons@k"), ("pass@k", "pass@k"),
+                ("format_rate", "format"), ("cot_rate", "CoT share"),
+                ("language_consistency", "lang. consistency"), ("mean_length", "mean length"),
+                ("oracle_helpfulness", "oracle helpful"), ("oracle_harmlessness", "oracle harmless"),
+                ("reward_model_score", "RM score")]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def _ci(v: float | None, ci: list[float] | None) -> str:
+    if v is None:
+        return ""
+    return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+
+def eval_table(summary: dict[str, Any]) -> str:
+    models = summary.get("models", {})
+    cols = [c for c in EVAL_COLUMNS if any(c[0] in m for m in models.values())]
+    head = "| model | " + " | ".join(label for _, label in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    for name, m in models.items():
+        cells = [_ci(m.get(key), m.get(f"{key}_ci")) if key in ("pass@1", "cons@k") else _fmt(m.get(key))
+                 for key, _ in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def plot_rl(stage: str, metrics: list[dict], out: Path) -> Path | None:
+    """reward (total and per function), held-out accuracy and mean length over steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [m for m in metrics if "reward" in m]
+    held = [m for m in metrics if "heldout/accuracy" in m]
+    if not train:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    steps = [m["step"] for m in train]
+    axes[0].plot(steps, [m["reward"] for m in train], label="total", lw=1.5)
+    for key in sorted({k for m in train for k in m if k.startswith("rewards/") and k.endswith("/mean")}):
+        axes[0].plot(steps, [m.get(key) for m in train], label=key.split("/")[1], lw=1, alpha=0.8)
+    axes[0].set_title("reward")
+    axes[0].legend(fontsize=7)
+    if held:
+        axes[1].plot([m["step"] for m in held], [m["heldout/accuracy"] for m in held], marker="o", label="accuracy")
+        if any("heldout/cot_rate" in m for m in held):
+            axes[1].plot([m["step"] for m in held], [m.get("heldout/cot_rate") for m in held], marker=".",
+                         label="CoT share", alpha=0.7)
+        axes[1].set_ylim(-0.02, 1.02)
+        axes[1].legend(fontsize=7)
+    axes[1].set_title("held-out (greedy)")
+    axes[2].plot(steps, [m.get("completions/mean_length") for m in train])
+    axes[2].set_title("mean completion length (tokens)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(stage)
+    fig.tight_layout()
+    path = out / f"{stage}_curves.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text()) if (run_dir / "spec.yaml").exists() else {}
+    stages = [s["name"] for s in spec.get("stages", [])]
+    manifests = {s: read_json(run_dir / s / MANIFEST) for s in stages}
+    summaries = {s: read_json(run_dir / s / SUMMARY) for s in stages}
+    versions = next((m["versions"] for m in manifests.values() if m and "versions" in m), {})
+    wall = sum((m or {}).get("seconds", 0) for m in manifests.values())
+    out = [f"# Report: {spec.get('name', run_dir.name)}", "",
+           f"{spec.get('description', '').strip()}", "",
+           f"- commit: {_git_commit()}  ",
+           f"- hardware: {_cpu()}, {os.cpu_count()} cores  ",
+           f"- versions: {', '.join(f'{k} {v}' for k, v in versions.items())}  ",
+           f"- stage wall time: {wall / 60:.1f} min", ""]
+    for s in stages:
+        m = manifests[s] or {}
+        if m.get("kind") == "evaluate" and summaries[s]:
+            sm = summaries[s]
+            out += [f"## Evaluation ({s}): k={sm.get('k')} samples per prompt, {sm.get('n_prompts')} held-out "
+                    f"prompts, T={sm.get('temperature')}, top-p={sm.get('top_p')}; 95% bootstrap intervals", "",
+                    eval_table(sm), ""]
+    out += ["## Stages", "", "| stage | kind | status | minutes | headline |", "|---|---|---|---|---|"]
+    for s in stages:
+        m, sm = manifests[s] or {}, summaries[s] or {}
+        headline = ", ".join(f"{k}={_fmt(v)}" for k, v in sm.items()
+                             if isinstance(v, (int, float)) and not isinstance(v, bool))[:200]
+        minutes = f"{m['seconds'] / 60:.1f}" if "seconds" in m else ""
+        out.append(f"| {s} | {m.get('kind', '')} | {m.get('status', 'not run')} | {minutes} | {headline} |")
+    out.append("")
+    for s in stages:
+        if (manifests[s] or {}).get("kind") == "grpo":
+            png = plot_rl(s, read_metrics(run_dir / s / METRICS), run_dir)
+            if png:
+                out += [f"## {s}", "", f"![{s}]({png.name})", ""]
+    path = run_dir / "report.md"
+    write_text_atomic(path, "\n".join(out))
+    return path

@@ -1,0 +1,176 @@
+"""The runner: executes a spec's stages in order, skipping finished ones, resuming killed ones.
+
+A stage's hash covers its kind, its resolved config (less the fields that do not change its
+result, such as the checkpoint interval) and the hashes of the stages it reads, so a change
+anywhere upstream invalidates everything downstream, and nothing else. Per stage:
+
+* manifest ``done`` and hash equal: skipped, its files untouched;
+* manifest ``running``/``failed`` and hash equal: run again with ``ctx.resume`` set; the stage
+  continues from its last checkpoint;
+* anything else (no manifest, another hash): the stage folder is cleared and the stage runs.
+
+``--from STAGE`` reruns STAGE and everything after it; ``--only STAGE`` runs just STAGE, whose
+inputs must be done already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from r1pipeline.pipeline.rundir import MANIFEST, SUMMARY, read_json, write_json, write_text_atomic
+from r1pipeline.pipeline.spec import Spec, SpecError
+from r1pipeline.stages.base import Problem, StageConfig, StageContext
+
+
+def stage_hashes(spec: Spec) -> dict[str, str]:
+    """Hash of each stage: kind + result-relevant config + the hashes of the stages it reads."""
+    hashes: dict[str, str] = {}
+    names = set(spec.stage_names)
+    for stage in spec.order():
+        payload = {
+            "kind": stage.kind,
+            "config": stage.hashed_config(),
+            "seed": spec.stage_seed(stage),
+            "inputs": {i: hashes[i] for i in stage.inputs(names)},
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        hashes[stage.name] = hashlib.sha256(blob).hexdigest()[:16]
+    return hashes
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("r1pipeline", "torch", "transformers", "trl", "datasets", "accelerate", "tokenizers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def stage_status(run_dir: Path, stage: str, expected_hash: str) -> str:
+    """``done``, ``resumable``, or ``fresh`` for a stage of this run."""
+    m = read_json(run_dir / stage / MANIFEST)
+    if not m or m.get("hash") != expected_hash:
+        return "fresh"
+    return "done" if m.get("status") == "done" else "resumable"
+
+
+def select(spec: Spec, only: str | None, from_: str | None) -> tuple[list[StageConfig], set[str]]:
+    """(stages to consider in order, names to rerun even if done)."""
+    order = spec.order()
+    names = [s.name for s in order]
+    for flag, value in (("--only", only), ("--from", from_)):
+        if value is not None and value not in names:
+            raise SpecError([Problem(None, flag, f"no stage named {value!r}", f"use one of: {', '.join(names)}")])
+    if only:
+        return [spec.stage(only)], set()
+    if from_:
+        i = names.index(from_)
+        return order, set(names[i:])
+    return order, set()
+
+
+def _quiet_libraries() -> None:
+    """Our progress bars and metrics replace the libraries' per-call bars and log dumps."""
+    import huggingface_hub.utils as hf_utils
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    hf_utils.disable_progress_bars()
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, str], resume: bool,
+              log=print) -> dict[str, Any]:
+    from r1pipeline.stages import module
+
+    stage_dir = run_dir / stage.name
+    if not resume and stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    names = set(spec.stage_names)
+    inputs = stage.inputs(names)
+    seed = spec.stage_seed(stage)
+    manifest = {
+        "stage": stage.name, "kind": stage.kind, "config": stage.model_dump(mode="json"),
+        "hash": hashes[stage.name], "inputs": {i: hashes[i] for i in inputs}, "seed": seed,
+        "versions": library_versions(), "status": "running",
+        "started": datetime.now(timezone.utc).isoformat(), "resumed": resume,
+        "command": " ".join(sys.argv),
+    }
+    previous = read_json(stage_dir / MANIFEST) if resume else None
+    if previous:
+        manifest["attempts"] = previous.get("attempts", 1) + 1
+        manifest["first_started"] = previous.get("first_started", previous.get("started"))
+    write_json(stage_dir / MANIFEST, manifest)
+    ctx = StageContext(name=stage.name, dir=stage_dir, run_dir=run_dir, seed=seed,
+                       input_dirs={i: run_dir / i for i in inputs}, resume=resume)
+    _quiet_libraries()
+    _seed_everything(seed)
+    t0 = time.time()
+    log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
+    try:
+        summary = module(stage.kind).run(stage, ctx, spec.base_dir)
+    except BaseException as exc:
+        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
+                        ended=datetime.now(timezone.utc).isoformat())
+        write_json(stage_dir / MANIFEST, manifest)
+        raise
+    write_json(stage_dir / SUMMARY, summary)
+    shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
+    manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
+                    seconds=round(time.time() - t0, 2))
+    write_json(stage_dir / MANIFEST, manifest)
+    log(f"[r1] {stage.name} done in {time.time() - t0:.1f}s")
+    return summary
+
+
+def run_pipeline(spec: Spec, run_dir: Path, only: str | None = None, from_: str | None = None,
+                 report: bool = True, log=print) -> dict[str, str]:
+    """Run the spec into ``run_dir``; returns each considered stage's outcome."""
+    stages, force = select(spec, only, from_)
+    hashes = stage_hashes(spec)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
+    outcome: dict[str, str] = {}
+    for stage in stages:
+        status = stage_status(run_dir, stage.name, hashes[stage.name])
+        if only:
+            for dep in stage.inputs(set(spec.stage_names)):
+                if stage_status(run_dir, dep, hashes[dep]) != "done":
+                    raise SpecError([Problem(stage.name, "inputs", f"input stage {dep!r} has not finished in {run_dir}",
+                                             f"run it first (r1 run ... --only {dep}) or drop --only")])
+        if status == "done" and stage.name not in force:
+            log(f"[r1] {stage.name}: done, skipped (hash {hashes[stage.name]})")
+            outcome[stage.name] = "skipped"
+            continue
+        run_stage(spec, stage, run_dir, hashes, resume=status == "resumable" and stage.name not in force, log=log)
+        outcome[stage.name] = "ran"
+    if report:
+        from r1pipeline.pipeline.report import write_report
+
+        path = write_report(run_dir)
+        log(f"[r1] report: {path}")
+    return outcome

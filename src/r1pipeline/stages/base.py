@@ -1,0 +1,108 @@
+"""What every stage kind shares: its config base class and the context the runner hands it.
+
+A stage kind is a module in ``stages/`` with a ``Config`` (a pydantic model, importable without
+torch so that ``r1 validate`` stays fast) and ``run(cfg, ctx) -> summary dict``. Heavy imports
+live inside ``run``. The runner does everything else: ordering, hashing, manifests, seeding,
+skipping finished stages, writing ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from r1pipeline.pipeline.rundir import METRICS, MetricsLog
+
+if TYPE_CHECKING:
+    from r1pipeline.pipeline.spec import Spec
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a spec, phrased so that the user can fix it."""
+
+    stage: str | None
+    field: str | None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = []
+        if self.stage:
+            where.append(f"stage '{self.stage}'")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        prefix = ", ".join(where) + ": " if where else ""
+        return f"{prefix}{self.message}; fix: {self.fix}"
+
+
+def did_you_mean(value: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(value, options, n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+class StageConfig(BaseModel):
+    """Fields every stage has. Subclasses pin ``kind`` to a literal and add their settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", description="unique stage name")
+    kind: str
+    seed: int | None = Field(None, description="defaults to the spec's seed")
+
+    # Fields that do not change what the stage produces (excluded from its hash).
+    non_result_fields: ClassVar[frozenset[str]] = frozenset()
+    makes_model: ClassVar[bool] = False
+    makes_data: ClassVar[bool] = False
+
+    def inputs(self, stage_names: set[str]) -> list[str]:
+        """Names of the stages whose artifacts this stage reads."""
+        return []
+
+    def check(self, spec: "Spec") -> list[Problem]:
+        """Checks that need the rest of the spec (references, files, divisibility)."""
+        return []
+
+    def hashed_config(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if k not in self.non_result_fields}
+
+
+@dataclass
+class StageContext:
+    """What the runner hands a stage: where to write, what it may read, how to log."""
+
+    name: str
+    dir: Path
+    run_dir: Path
+    seed: int
+    input_dirs: dict[str, Path] = field(default_factory=dict)
+    resume: bool = False  # True when an earlier attempt of this exact stage was interrupted
+
+    @property
+    def metrics(self) -> MetricsLog:
+        return MetricsLog(self.dir / METRICS)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.dir / "model"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def model_path(self, ref: str) -> str:
+        """A loadable model directory for ``ref``: a stage of this run, or a model reference."""
+        if ref in self.input_dirs:
+            return str(self.input_dirs[ref] / "model")
+        from r1pipeline.models.catalog import resolve_model
+
+        return str(resolve_model(ref))

@@ -1,0 +1,103 @@
+"""Config pieces that several stage kinds share, and their whole-spec checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from r1pipeline.stages.base import Problem, did_you_mean
+
+if TYPE_CHECKING:
+    from r1pipeline.pipeline.spec import Spec
+
+Dtype = Literal["float32", "bfloat16", "auto"]
+
+
+class Sampling(BaseModel):
+    """How completions are sampled (the paper's evaluation defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(0.6, gt=0, le=5)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(64, gt=0)
+
+
+def check_task(stage: str, field: str, block: dict[str, Any], spec: "Spec") -> list[Problem]:
+    """The task block names a registered source with valid settings and existing files."""
+    from r1pipeline.tasks import registry
+
+    source = block.get("source")
+    if source not in registry.names():
+        return [Problem(stage, f"{field}.source", f"unknown task source {source!r}",
+                        f"{did_you_mean(str(source), registry.names())}use one of: {', '.join(registry.names())}")]
+    cls = registry.source_class(source)
+    params = {k: v for k, v in block.items() if k != "source"}
+    try:
+        src = cls(**params)
+    except ValidationError as exc:
+        from r1pipeline.pipeline.spec import _validation_problems
+
+        return _validation_problems(stage, exc, cls, prefix=f"{field}.")
+    return [Problem(stage, field, f"file not found: {f}", "check the path (relative to the spec file)")
+            for f in src.files() if not spec.path(f).exists()]
+
+
+def build_task(block: dict[str, Any], spec_base: str):
+    """The task source of a stage, with relative paths resolved against the spec's folder."""
+    from r1pipeline.tasks import registry
+
+    src = registry.build(block)
+    if hasattr(src, "resolve_paths"):
+        src = src.resolve_paths(Path(spec_base))
+    return src
+
+
+def check_rewards(stage: str, rewards: dict[str, Any]) -> list[Problem]:
+    """Reward names exist in the registry; weights are numbers; parameters fit the reward."""
+    from r1pipeline.rewards import registry
+
+    problems, known = [], registry.names()
+    if not rewards:
+        return [Problem(stage, "rewards", "no rewards given", "name at least one, e.g. {accuracy: 1.0}")]
+    for name, value in rewards.items():
+        field = f"rewards.{name}"
+        if name not in known:
+            problems.append(Problem(stage, field, f"unknown reward {name!r}",
+                                    f"{did_you_mean(name, known)}use one of: {', '.join(known)}"))
+            continue
+        weight, params = reward_weight_params(value)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            problems.append(Problem(stage, field, f"weight {weight!r} is not a number",
+                                    "give a number, or {weight: 1.0, <params>}"))
+        err = registry.check_params(name, params)
+        if err:
+            problems.append(Problem(stage, field, err, "remove or rename the parameter"))
+    return problems
+
+
+def reward_weight_params(value: Any) -> tuple[Any, dict[str, Any]]:
+    """A rewards entry is a weight, or a mapping ``{weight: w, **params}``."""
+    if isinstance(value, dict):
+        params = dict(value)
+        return params.pop("weight", 1.0), params
+    return value, {}
+
+
+def check_model_ref(stage: str, field: str, ref: str, spec: "Spec",
+                    needs_model: bool = True) -> list[Problem]:
+    """``ref`` is a stage of this spec that makes a model, a known model name, or a local path."""
+    names = spec.stage_names
+    if ref in names:
+        if needs_model and not spec.stage(ref).makes_model:
+            return [Problem(stage, field, f"stage {ref!r} makes no model",
+                            "name a pretrain, sft or grpo stage, a model name or a path")]
+        return []
+    from r1pipeline.models.catalog import check_model_ref as check_catalog
+
+    err = check_catalog(str(spec.path(ref)) if ("/" in ref or ref.startswith(".")) else ref)
+    if err is None:
+        return []
+    return [Problem(stage, field, f"{ref!r} is neither a stage of this spec nor a model: {err}",
+                    f"{did_you_mean(ref, names)}name a stage ({', '.join(names)}), a model, or a path")]

@@ -1,0 +1,164 @@
+"""Evaluation in the paper's protocol: pass@1 from k samples, cons@k, with 95% intervals.
+
+Every model named in ``models`` (stages of this run, or model references) answers the same
+held-out prompts with the same seed: k samples per prompt at temperature 0.6, top-p 0.95 (the
+paper: "no greedy decoding, it repeats itself"). Per model:
+
+* ``pass@1`` = mean over prompts of (1/k) * sum_i p_i, p_i the correctness of sample i (the
+  same check as the RL accuracy reward), with a bootstrap 95% interval over prompts;
+* ``cons@k`` = correctness of the majority answer over the k samples;
+* ``pass@k`` = share of prompts with at least one correct sample;
+* ``format_rate``, ``cot_rate`` (a non-empty ``<think>`` block), ``mean_length`` (tokens).
+
+``summary.json``: ``{"k", "n_prompts", "seed", "models": {"<stage>": {"pass@1", "pass@1_ci",
+"cons@k", ...}}}``; every sample is kept in ``data/samples.jsonl``.
+
+Departures from the paper: k = 4 and completions of at most 64 tokens by default (paper: k up to
+64, 32,768 tokens), sized for the tiny world. Run alone: ``r1 run SPEC --only evaluate`` or
+``r1 eval RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any, Literal, Sequence
+
+from pydantic import Field
+
+from r1pipeline.stages.base import Problem, StageConfig, StageContext
+from r1pipeline.stages.common import check_model_ref, check_task
+
+
+class Config(StageConfig):
+    kind: Literal["evaluate"]
+    models: list[str] = Field(min_length=1, description="stages of this spec or model references")
+    task: dict[str, Any]
+    template: str = "r1_zero"
+    n_prompts: int = Field(256, gt=0, description="held-out prompts")
+    k: int = Field(4, gt=0, description="samples per prompt (paper: 4 to 64)")
+    temperature: float = Field(0.6, gt=0, description="paper: 0.6")
+    top_p: float = Field(0.95, gt=0, le=1, description="paper: 0.95")
+    max_new_tokens: int = Field(64, gt=0)
+    batch_size: int = Field(256, gt=0, description="sequences per generate call")
+    bootstrap: int = Field(1000, gt=0, description="resamples for the 95% intervals")
+
+    non_result_fields = frozenset({"batch_size"})
+    makes_data = True
+
+    def inputs(self, stage_names: set[str]) -> list[str]:
+        return [m for m in self.models if m in stage_names]
+
+    def check(self, spec) -> list[Problem]:
+        from r1pipeline.tasks.templates import TEMPLATES
+
+        problems = check_task(self.name, "task", self.task, spec)
+        for i, m in enumerate(self.models):
+            problems += check_model_ref(self.name, f"models[{i}]", m, spec)
+        if self.template not in TEMPLATES:
+            problems.append(Problem(self.name, "template", f"unknown template {self.template!r}",
+                                    f"use one of: {', '.join(TEMPLATES)}"))
+        return problems
+
+
+def majority(answers: Sequence[str | None]) -> str | None:
+    """The most common non-empty answer; ties go to the one seen first.
+
+    >>> majority(["4", "6", "6", None]), majority(["4", "6"]), majority([None])
+    ('6', '4', None)
+    """
+    counts = Counter(a.strip() for a in answers if a is not None and a.strip())
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a.strip() for a in answers if a is not None and a.strip() and counts[a.strip()] == best)
+
+
+def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampling prompts).
+
+    >>> bootstrap_ci([1.0] * 10)
+    [1.0, 1.0]
+    """
+    if not values:
+        return [float("nan"), float("nan")]
+    rng = random.Random(seed)
+    m = len(values)
+    means = sorted(sum(values[rng.randrange(m)] for _ in range(m)) / m for _ in range(n))
+    lo = means[int((1 - level) / 2 * n)]
+    hi = means[min(n - 1, int((1 + level) / 2 * n))]
+    return [lo, hi]
+
+
+def score_model(samples: list[list[dict]], bootstrap: int, seed: int) -> dict[str, Any]:
+    """Headline metrics from per-prompt lists of scored samples (keys: correct, answer, ...)."""
+    from r1pipeline.rewards.verify import verify
+
+    per_prompt = [sum(s["correct"] for s in group) / len(group) for group in samples]
+    cons = [float(verify(majority([s["answer"] for s in g]), g[0]["reference"], g[0]["verifier"]))
+            for g in samples]
+    flat = [s for g in samples for s in g]
+    n = len(flat)
+    return {
+        "pass@1": sum(per_prompt) / len(per_prompt),
+        "pass@1_ci": bootstrap_ci(per_prompt, bootstrap, seed),
+        "cons@k": sum(cons) / len(cons),
+        "cons@k_ci": bootstrap_ci(cons, bootstrap, seed),
+        "pass@k": sum(p > 0 for p in per_prompt) / len(per_prompt),
+        "format_rate": sum(s["format"] for s in flat) / n,
+        "cot_rate": sum(s["cot"] for s in flat) / n,
+        "mean_length": sum(s["n_tokens"] for s in flat) / n,
+        "truncated_rate": sum(s["truncated"] for s in flat) / n,
+    }
+
+
+def score_samples(rows: list[dict], completions) -> list[list[dict]]:
+    """Score each completion with the same checks RL uses."""
+    from r1pipeline.rewards.builtin import accuracy_reward, format_reward
+    from r1pipeline.rewards.parse import extract_answer, has_chain_of_thought
+
+    scored = []
+    for row, group in zip(rows, completions):
+        texts = [c.text for c in group]
+        ref, kind = row["answer"], row.get("verifier", "exact")
+        correct = accuracy_reward(texts, answer=[ref] * len(texts), verifier=[kind] * len(texts))
+        fmt = format_reward(texts)
+        scored.append([{"id": row["id"], "text": c.text, "answer": extract_answer(c.text), "reference": ref,
+                        "verifier": kind, "correct": ok, "format": f, "cot": has_chain_of_thought(c.text),
+                        "n_tokens": c.n_tokens, "truncated": c.truncated}
+                       for c, ok, f in zip(group, correct, fmt)])
+    return scored
+
+
+def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1pipeline.pipeline.progress import progress_bar
+    from r1pipeline.pipeline.rundir import atomic_dir
+    from r1pipeline.rollout.hf import generate
+    from r1pipeline.stages.common import build_task
+    from r1pipeline.tasks.templates import render
+
+    rows = build_task(cfg.task, spec_base).load("test", cfg.n_prompts, ctx.seed)
+    prompts = [render(cfg.template, r["question"]) for r in rows]
+    results, all_samples = {}, {}
+    for name in cfg.models:
+        path = ctx.model_path(name)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path)
+        with progress_bar(f"{ctx.name}: {name}", total=len(prompts) * cfg.k) as bar:
+            comps = generate(model, tokenizer, prompts, num_samples=cfg.k, temperature=cfg.temperature,
+                             top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                             batch_size=cfg.batch_size, seed=ctx.seed, progress=bar)
+        scored = score_samples(rows, comps)
+        results[name] = score_model(scored, cfg.bootstrap, ctx.seed)
+        all_samples[name] = scored
+    with atomic_dir(ctx.data_dir) as out, (out / "samples.jsonl").open("w") as f:
+        for name, scored in all_samples.items():
+            for group in scored:
+                for s in group:
+                    f.write(json.dumps({"model": name, **s}, ensure_ascii=False) + "\n")
+    return {"k": cfg.k, "n_prompts": len(rows), "seed": ctx.seed, "temperature": cfg.temperature,
+            "top_p": cfg.top_p, "models": results}

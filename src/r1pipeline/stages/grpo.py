@@ -1,0 +1,200 @@
+"""GRPO: R1-Zero, reasoning-oriented RL and RL for all scenarios (one module, three spec blocks).
+
+Follows DeepSeek-R1's GRPO (R1_NOTES.md): for each prompt, a group of G completions is sampled
+and scored by rule rewards; each completion's advantage is its reward standardised within the
+group, (r_i - mean(r)) / std(r); the clipped-ratio objective is optimised with an optional KL
+penalty (the k3 estimator) to a reference model that can be replaced by the current policy every
+N steps. No value model. The work is done by TRL's ``GRPOTrainer``; this module maps our config
+onto ``GRPOConfig`` (see ``trl_args``), builds the prompts and rewards, logs held-out accuracy
+every ``eval_every`` steps, and resumes from the last checkpoint after a kill.
+
+Departures from the paper's R1-Zero settings, and why (all are spec fields):
+
+* ``loss_type: dapo`` (token-level normalisation over the batch). The paper's per-sequence
+  normalisation (``grpo``) collapsed the tiny model to short, direct answers at chance on two
+  seeds: it weighs each token of a long correct answer less than a short wrong one.
+* ``beta: 0`` (no KL penalty; paper 0.001). At this scale the KL term only slows the switch to
+  chains of thought; the reference refresh (``ref_model_sync_steps``, paper 400) applies when
+  beta > 0.
+* ``learning_rate: 3e-5`` (paper 3e-6 for a 671B model): a 1M-parameter model needs larger steps;
+  3e-4 destroyed accuracy while the format reward went to 1.0.
+* 8 prompts x G=8 per step, completions of at most 48 tokens, 200 steps (paper: 32 x 16,
+  32k tokens, 10,400 steps), sized to run in minutes on two cores.
+* ``epsilon: 0.2`` (PPO's usual clip; paper 10 for the first R1 RL stage, effectively unclipped).
+
+Run it alone: ``r1 run configs/tiny.yaml --only r1_zero``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from r1pipeline.stages.base import Problem, StageConfig, StageContext
+from r1pipeline.stages.common import Dtype, check_model_ref, check_rewards, check_task
+
+
+class Config(StageConfig):
+    kind: Literal["grpo"]
+    init: str = Field(description="stage (of this spec) or model the policy starts from")
+    task: dict[str, Any]
+    template: str = Field("r1_zero", description="prompt template, see tasks/templates.py")
+    train_prompts: int = Field(5000, gt=0, description="distinct training prompts drawn from the task")
+    rewards: dict[str, Any] = Field(default_factory=lambda: {"accuracy": 1.0, "format": 0.5})
+    steps: int = Field(200, gt=0, description="optimizer steps")
+    num_generations: int = Field(8, ge=2, description="G, completions per prompt")
+    generation_batch_size: int = Field(64, gt=0, description="completions per rollout (prompts x G)")
+    mini_batches: int = Field(1, gt=0, description="optimizer steps per rollout (paper: 16)")
+    num_iterations: int = Field(1, gt=0, description="inner epochs over each rollout (paper: 1)")
+    learning_rate: float = Field(3e-5, gt=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    beta: float = Field(0.0, ge=0, description="KL penalty coefficient (paper: 0.001)")
+    epsilon: float = Field(0.2, gt=0, description="clip range (paper R1 stage: 10)")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    temperature: float = Field(1.0, gt=0, description="rollout temperature (paper: 1.0)")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_completion_length: int = Field(48, gt=0, description="tokens")
+    ref_model_sync_steps: int = Field(0, ge=0, description="replace the reference by the policy every N steps (0: never)")
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(50, gt=0, description="steps between resumable checkpoints")
+    eval_every: int = Field(25, gt=0, description="steps between held-out evaluations")
+    eval_prompts: int = Field(128, ge=0, description="held-out prompts scored greedily every eval_every steps")
+    dtype: Dtype = "float32"
+
+    non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts"})
+    makes_model = True
+
+    def inputs(self, stage_names: set[str]) -> list[str]:
+        return [self.init] if self.init in stage_names else []
+
+    def check(self, spec) -> list[Problem]:
+        from r1pipeline.tasks.templates import TEMPLATES
+
+        problems = check_model_ref(self.name, "init", self.init, spec)
+        problems += check_task(self.name, "task", self.task, spec)
+        problems += check_rewards(self.name, self.rewards)
+        if self.generation_batch_size % self.num_generations:
+            problems.append(Problem(
+                self.name, "generation_batch_size",
+                f"{self.generation_batch_size} must be divisible by num_generations {self.num_generations}",
+                f"use a multiple of {self.num_generations}, e.g. {self.num_generations * max(1, self.generation_batch_size // self.num_generations)}"))
+        if self.generation_batch_size % self.mini_batches:
+            problems.append(Problem(
+                self.name, "mini_batches",
+                f"generation_batch_size {self.generation_batch_size} must be divisible by mini_batches {self.mini_batches}",
+                "choose a divisor of generation_batch_size"))
+        if self.template not in TEMPLATES:
+            problems.append(Problem(self.name, "template", f"unknown template {self.template!r}",
+                                    f"use one of: {', '.join(TEMPLATES)}"))
+        if self.warmup_steps >= self.steps > 1:
+            problems.append(Problem(self.name, "warmup_steps", f"{self.warmup_steps} >= steps {self.steps}",
+                                    "use fewer warm-up steps than steps"))
+        return problems
+
+
+def trl_args(cfg: Config, ctx: StageContext):
+    """Our config -> TRL's ``GRPOConfig``. Everything not named here keeps TRL's default."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(ctx.checkpoint_dir),
+        max_steps=cfg.steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        max_grad_norm=cfg.max_grad_norm,
+        per_device_train_batch_size=cfg.generation_batch_size // cfg.mini_batches,
+        gradient_accumulation_steps=1,
+        steps_per_generation=cfg.mini_batches,
+        num_generations=cfg.num_generations,
+        num_iterations=cfg.num_iterations,
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_completion_length=cfg.max_completion_length,
+        sync_ref_model=cfg.ref_model_sync_steps > 0 and cfg.beta > 0,
+        ref_model_sync_steps=max(1, cfg.ref_model_sync_steps),
+        ref_model_mixup_alpha=1.0,  # the paper replaces the reference outright
+        reward_weights=None,  # set by the caller, in the order of the reward functions
+        save_strategy="steps",
+        save_steps=cfg.checkpoint_every,
+        save_total_limit=2,
+        logging_steps=1,
+        report_to="none",
+        seed=ctx.seed,
+        data_seed=ctx.seed,
+        use_cpu=not _has_accelerator(),
+        bf16=cfg.dtype == "bfloat16",
+        disable_tqdm=True,  # our MetricsCallback shows one progress bar
+        dataloader_num_workers=0,
+        shuffle_dataset=True,
+    )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from r1pipeline.pipeline.rundir import atomic_dir
+    from r1pipeline.stages.common import build_task, reward_weight_params
+    from r1pipeline.stages.rl_support import HeldOutEval, MetricsCallback, last_complete_checkpoint, reward_functions
+    from r1pipeline.tasks.templates import render
+
+    task = build_task(cfg.task, spec_base)
+    rows = task.load("train", cfg.train_prompts, ctx.seed)
+    dataset = Dataset.from_list([{**r, "prompt": render(cfg.template, r["question"])} for r in rows])
+    held_out = task.load("test", cfg.eval_prompts, ctx.seed) if cfg.eval_prompts else []
+
+    model_path = ctx.model_path(cfg.init)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    funcs, weights = reward_functions(cfg.rewards)
+    args = trl_args(cfg, ctx)
+    args.reward_weights = weights
+
+    evaluator = HeldOutEval(held_out, cfg.template, tokenizer, cfg.max_completion_length, cfg.eval_every)
+    metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo")
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[metrics_cb])
+    resume = last_complete_checkpoint(ctx.checkpoint_dir)
+    if resume is not None:
+        ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    final_eval = evaluator.evaluate(trainer.model)
+    with atomic_dir(ctx.model_dir) as out:
+        trainer.model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    history = ctx.metrics.read()
+    first_eval = next((r for r in history if "heldout/accuracy" in r), {})
+    return {
+        "steps": cfg.steps,
+        "reward_first": history[0].get("reward") if history else None,
+        "reward_last": _tail_mean(history, "reward"),
+        "mean_length_first": history[0].get("completions/mean_length") if history else None,
+        "mean_length_last": _tail_mean(history, "completions/mean_length"),
+        "heldout_accuracy_first": first_eval.get("heldout/accuracy"),
+        "heldout_accuracy_last": final_eval.get("heldout/accuracy"),
+        "heldout_cot_rate_last": final_eval.get("heldout/cot_rate"),
+        "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
+        "reward_weights": {f.__name__: w for f, w in zip(funcs, weights)},
+        "reward_fn_config": {n: reward_weight_params(v)[1] for n, v in cfg.rewards.items()},
+    }
+
+
+def _tail_mean(history: list[dict], key: str, n: int = 10) -> float | None:
+    vals = [r[key] for r in history if key in r][-n:]
+    return sum(vals) / len(vals) if vals else None

@@ -1,0 +1,125 @@
+"""Pretraining a tiny base model from scratch (the embedded world's stand-in for a base LLM).
+
+Builds the character-level tokenizer and a small Llama (``models/tiny.py``), then trains it with
+next-token prediction on the task source's synthetic corpus (``TaskSource.corpus``): worked
+solutions, direct answers and malformed outputs, so that the base model knows the format and the
+steps but mostly answers directly (see ``tasks/tiny_world.py``). Real models skip this stage:
+their ``init`` names a model instead.
+
+Not in the paper (DeepSeek-V3-Base was pretrained elsewhere). Run it alone with
+``r1 run configs/tiny.yaml --only base``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field
+
+from r1pipeline.models.tiny import TinyModelConfig
+from r1pipeline.stages.base import Problem, StageConfig, StageContext
+from r1pipeline.stages.common import Dtype, check_task
+
+
+class Config(StageConfig):
+    kind: Literal["pretrain"]
+    task: dict[str, Any] = Field(default_factory=lambda: {"source": "tiny_product"})
+    model: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    mix: dict[str, float] | None = Field(None, description="document kind -> share; see tiny_world.DEFAULT_MIX")
+    p_wrong_step: float = Field(0.3, ge=0, le=1, description="chance that a worked step is wrong")
+    steps: int = Field(600, gt=0)
+    batch_size: int = Field(128, gt=0, description="documents per step")
+    learning_rate: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    checkpoint_every: int = Field(100, gt=0, description="steps between resumable checkpoints")
+    dtype: Dtype = "bfloat16"  # mixed precision; 0.29 vs 0.46 s/step fp32 at the tiny size (AMX CPU)
+
+    non_result_fields = frozenset({"checkpoint_every"})
+    makes_model = True
+
+    def check(self, spec) -> list[Problem]:
+        problems = check_task(self.name, "task", self.task, spec)
+        if self.warmup_steps >= self.steps:
+            problems.append(Problem(self.name, "warmup_steps", f"{self.warmup_steps} >= steps {self.steps}",
+                                    "use fewer warm-up steps than steps"))
+        return problems
+
+
+def lr_at(step: int, cfg: Config) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def encode_batch(tokenizer, docs: list[str], max_length: int):
+    """Token ids (B, T) right-padded, and labels with padding masked out (-100)."""
+    enc = tokenizer([d + tokenizer.eos_token for d in docs], padding="longest", truncation=True,
+                    max_length=max_length, return_tensors="pt", padding_side="right")
+    labels = enc.input_ids.clone()
+    labels[enc.attention_mask == 0] = -100
+    return enc.input_ids, enc.attention_mask, labels
+
+
+def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    import torch
+
+    from r1pipeline.models.tiny import build_model, build_tokenizer
+    from r1pipeline.pipeline.checkpoint import latest_checkpoint, save_checkpoint
+    from r1pipeline.pipeline.progress import progress_bar
+    from r1pipeline.stages.common import build_task
+
+    task = build_task(cfg.task, spec_base)
+    tokenizer = build_tokenizer()
+    model = build_model(cfg.model, tokenizer, ctx.seed)
+    # bfloat16 means mixed precision: fp32 master weights, bf16 autocast (1.6x faster on AMX CPUs).
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                            betas=(0.9, 0.95))
+    docs = task.corpus(cfg.steps * cfg.batch_size, ctx.seed, cfg.mix, cfg.p_wrong_step)
+
+    start = 0
+    ckpt = latest_checkpoint(ctx.checkpoint_dir)
+    if ckpt is not None:
+        state = torch.load(ckpt / "state.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start = state["step"]
+        ctx.metrics.truncate_after(start)
+    else:
+        torch.manual_seed(ctx.seed)
+
+    model.train()
+    loss_ema = None
+    with progress_bar(f"{ctx.name}: pretrain", total=cfg.steps, completed=start) as bar:
+        for step in range(start, cfg.steps):
+            ids, mask, labels = encode_batch(tokenizer, docs[step * cfg.batch_size:(step + 1) * cfg.batch_size],
+                                             cfg.model.max_length)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            with autocast:
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
+            ctx.metrics.log({"step": step + 1, "loss": loss.item(), "lr": lr_at(step, cfg)})
+            bar.update(1, description=f"{ctx.name}: pretrain loss {loss_ema:.3f}")
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                save_checkpoint(ctx.checkpoint_dir, step + 1, {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "rng": torch.get_rng_state(), "step": step + 1})
+
+    from r1pipeline.pipeline.rundir import atomic_dir
+
+    with atomic_dir(ctx.model_dir) as out:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    return {"final_loss": loss_ema, "parameters": n_params, "steps": cfg.steps,
+            "tokens_seen": cfg.steps * cfg.batch_size * cfg.model.max_length}

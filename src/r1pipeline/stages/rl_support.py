@@ -1,0 +1,111 @@
+"""What the RL stages add around TRL's trainer: reward functions, metrics, held-out checks, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from r1pipeline.pipeline.rundir import MetricsLog
+from r1pipeline.rewards.parse import has_chain_of_thought
+from r1pipeline.stages.common import reward_weight_params
+
+
+def reward_functions(rewards: dict[str, Any]) -> tuple[list, list[float]]:
+    """The spec's ``rewards`` block -> (callables, weights), each guarded so it cannot stop training."""
+    from r1pipeline.rewards import registry
+
+    funcs, weights = [], []
+    for name, value in rewards.items():
+        weight, params = reward_weight_params(value)
+        funcs.append(_guard(registry.build(name, **params)))
+        weights.append(float(weight))
+    return funcs, weights
+
+
+def _guard(fn):
+    try:
+        from r1pipeline.rewards.safe import guard
+    except ImportError:  # the guard arrives with the reward library
+        return fn
+    return guard(fn)
+
+
+class HeldOutEval:
+    """Greedy accuracy, format rate, chain-of-thought rate and length on held-out prompts."""
+
+    def __init__(self, rows: list[dict], template: str, tokenizer, max_new_tokens: int, every: int):
+        from r1pipeline.tasks.templates import render
+
+        self.rows, self.tokenizer, self.every = rows, tokenizer, every
+        self.prompts = [render(template, r["question"]) for r in rows]
+        self.max_new_tokens = max_new_tokens
+
+    def evaluate(self, model) -> dict[str, float]:
+        if not self.rows:
+            return {}
+        from r1pipeline.rewards.builtin import accuracy_reward, format_reward
+        from r1pipeline.rollout.hf import generate
+
+        outs = [c[0] for c in generate(model, self.tokenizer, self.prompts, greedy=True,
+                                       max_new_tokens=self.max_new_tokens, batch_size=128)]
+        texts = [o.text for o in outs]
+        acc = accuracy_reward(texts, answer=[r["answer"] for r in self.rows],
+                              verifier=[r.get("verifier", "exact") for r in self.rows])
+        n = len(texts)
+        return {"heldout/accuracy": sum(acc) / n,
+                "heldout/format_rate": sum(format_reward(texts)) / n,
+                "heldout/cot_rate": sum(has_chain_of_thought(t) for t in texts) / n,
+                "heldout/mean_length": sum(o.n_tokens for o in outs) / n}
+
+
+class MetricsCallback(TrainerCallback):
+    """Writes one line per step to metrics.jsonl: TRL's logged metrics plus held-out checks."""
+
+    def __init__(self, log: MetricsLog, evaluator: HeldOutEval | None = None, label: str = "grpo"):
+        self.log, self.evaluator, self.label = log, evaluator, label
+        self._pending: dict[str, float] = {}
+        self._bar = None
+        self._bar_cm = None
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        from r1pipeline.pipeline.progress import progress_bar
+
+        if state.global_step == 0 and self.evaluator is not None:
+            self.log.log({"step": 0, **self.evaluator.evaluate(model)})
+        self._bar_cm = progress_bar(self.label, total=state.max_steps, completed=state.global_step)
+        self._bar = self._bar_cm.__enter__()
+
+    def on_train_end(self, args, state, control, **kw):
+        if self._bar_cm is not None:
+            self._bar_cm.__exit__(None, None, None)
+            self._bar_cm = self._bar = None
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        ev = self.evaluator
+        if ev is not None and (state.global_step % ev.every == 0 or state.global_step == state.max_steps):
+            self._pending = ev.evaluate(model)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not logs or "train_runtime" in logs:
+            return
+        record = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+        record.update(self._pending)
+        self._pending = {}
+        self.log.log(record)
+        if self._bar is not None:
+            shown = [f"reward {record.get('reward', float('nan')):.2f}",
+                     f"len {record.get('completions/mean_length', float('nan')):.0f}"]
+            if "heldout/accuracy" in record:
+                shown.append(f"held-out acc {record['heldout/accuracy']:.2f}")
+            self._bar.update(1, description=f"{self.label}: " + ", ".join(shown))
+
+
+def last_complete_checkpoint(root: Path) -> Path | None:
+    """The newest ``checkpoint-N`` that the Trainer finished writing (its state file is last)."""
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+            and p.name.split("-")[-1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)

@@ -1,0 +1,33 @@
+"""Prompt templates: how a question becomes the text the policy continues.
+
+``r1_zero`` is the paper's R1-Zero template (paraphrased in R1_NOTES.md): it constrains only the
+structure of the answer, never its content. ``r1_zero_short`` keeps its skeleton
+(``User: ... Assistant:``) without the instructions, for the embedded world's character-level
+model whose whole context is a hundred characters; that model learns the structure from its
+pretraining corpus instead of from instructions.
+"""
+
+from __future__ import annotations
+
+R1_ZERO = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant "
+    "solves it. The assistant first thinks about the reasoning process in the mind and then "
+    "provides the user with the answer. The reasoning process and answer are enclosed within "
+    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process "
+    "here </think> <answer> answer here </answer>. User: {question}. Assistant:"
+)
+
+TEMPLATES: dict[str, str] = {
+    "r1_zero": R1_ZERO,
+    "r1_zero_short": "User: {question} Assistant:",
+    "plain": "{question}",
+}
+
+
+def render(template: str, question: str) -> str:
+    """The prompt for ``question`` under the named template.
+
+    >>> render("r1_zero_short", "3*4")
+    'User: 3*4 Assistant:'
+    """
+    return TEMPLATES[template].format(question=question)

@@ -1,0 +1,101 @@
+"""The embedded tiny world: a reasoning task that a 1M-parameter model can learn on a laptop CPU.
+
+The task: the last digit of the product of ``n_digits`` digits (``8*1*6*3*7`` -> ``8``), drawn
+from 1-9 without 5, so that no answer is a safe guess (a constant guess is right about 25% of the
+time; with 5 allowed, "0" alone would be right 40% of the time). Worked
+out step by step, each step is one lookup in the times table on the running last digit
+(``8*1=8 8*6=48 8*3=24 4*7=28``, so the answer is 8); answered directly, it is a guess. That
+gap is what R1-Zero can discover: a chain of thought that makes the answer right.
+
+``corpus()`` writes the pretraining documents for the base model: a mix of worked solutions in
+the R1-Zero format, tagged direct answers, untagged worked steps, bare answers and malformed
+outputs, each step wrong with some probability. The base model so learns the format and the
+steps, but mostly answers directly, so it starts with low accuracy and a short completion length.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import Field
+
+from r1pipeline.tasks.registry import TaskSource, register, split_of
+from r1pipeline.tasks.templates import render
+
+DIGITS = (1, 2, 3, 4, 6, 7, 8, 9)
+
+# Share of each document kind in the pretraining corpus (keys are the kinds below).
+DEFAULT_MIX = {"r1": 0.15, "direct": 0.25, "steps": 0.25, "bare": 0.30, "malformed": 0.05}
+
+
+@register("tiny_product")
+class TinyProduct(TaskSource):
+    """Last digit of a product of digits (1-9 without 5); answers checked by exact match."""
+
+    n_digits: int = Field(5, ge=2, le=12, description="digits per question")
+    test_share: float = Field(0.1, gt=0, lt=1, description="share of all questions held out")
+
+    def question(self, digits: list[int]) -> str:
+        return "*".join(map(str, digits))
+
+    def answer(self, digits: list[int]) -> str:
+        last = digits[0]
+        for d in digits[1:]:
+            last = last * d % 10
+        return str(last)
+
+    def _sample(self, rng: random.Random, split: str) -> list[int]:
+        while True:
+            digits = [rng.choice(DIGITS) for _ in range(self.n_digits)]
+            if split_of(self.question(digits), self.test_share) == split:
+                return digits
+
+    def load(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
+        """``n`` distinct questions of ``split`` (fewer only if the split has fewer)."""
+        rng = random.Random(f"{seed}-{split}")
+        rows, seen = [], set()
+        max_distinct = len(DIGITS) ** self.n_digits * (self.test_share if split == "test" else 1 - self.test_share)
+        while len(rows) < min(n, int(max_distinct * 0.9)):
+            digits = self._sample(rng, split)
+            q = self.question(digits)
+            if q in seen:
+                continue
+            seen.add(q)
+            rows.append({"id": f"tiny_product/{q}", "question": q, "answer": self.answer(digits),
+                         "verifier": "exact"})
+        return rows
+
+    def steps(self, digits: list[int], rng: random.Random, p_wrong: float) -> tuple[str, str]:
+        """A worked solution, each step wrong with probability ``p_wrong``: (steps, final answer)."""
+        last, parts = digits[0], []
+        for d in digits[1:]:
+            product = last * d
+            if rng.random() < p_wrong:
+                product = rng.choice([p for p in range(82) if p != product])
+            parts.append(f"{last}*{d}={product}")
+            last = product % 10
+        return " ".join(parts), str(last)
+
+    def document(self, kind: str, digits: list[int], rng: random.Random, p_wrong: float) -> str:
+        """One pretraining document (prompt + completion) of the given kind."""
+        answer = self.answer(digits)
+        steps, stepped = self.steps(digits, rng, p_wrong)
+        completion = {
+            "r1": f"<think>{steps}</think><answer>{stepped}</answer>",
+            "direct": f"<think></think><answer>{answer}</answer>",
+            "steps": f"{steps} so {stepped}",
+            "bare": answer,
+            "malformed": rng.choice([f"<think>{steps}<answer>{stepped}</answer>",
+                                     f"<answer>{answer}", f"<think>{steps}</think>{stepped}"]),
+        }[kind]
+        return f"{render('r1_zero_short', self.question(digits))} {completion}"
+
+    def corpus(self, n: int, seed: int, mix: dict[str, float] | None = None,
+               p_wrong: float = 0.3) -> list[str]:
+        """``n`` pretraining documents from the train split only (held-out questions never appear)."""
+        mix = mix or DEFAULT_MIX
+        rng = random.Random(f"{seed}-corpus")
+        kinds, weights = zip(*mix.items())
+        return [self.document(rng.choices(kinds, weights)[0], self._sample(rng, "train"), rng, p_wrong)
+                for _ in range(n)]

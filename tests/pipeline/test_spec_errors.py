@@ -1,0 +1,136 @@
+"""Bad specs fail fast: one line per problem naming stage, field and fix; exit 2; no torch loaded."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CONFIGS
+
+MICRO = yaml.safe_load((CONFIGS / "micro.yaml").read_text())
+
+# Runs the CLI in a fresh interpreter and reports its exit code and whether torch got imported.
+PROBE = """
+import json, sys
+from r1pipeline.cli import app
+try:
+    app(sys.argv[1:])
+    code = 0
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+def stage(spec, name):
+    return next(s for s in spec["stages"] if s["name"] == name)
+
+
+def run_cli(args: list[str]) -> tuple[dict, str]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def mutate(fn):
+    spec = copy.deepcopy(MICRO)
+    fn(spec)
+    return spec
+
+
+CASES = {
+    "unknown_stage_key": (lambda s: stage(s, "r1_zero").update(learning_rat=1e-5),
+                          ["stage 'r1_zero'", "field 'learning_rat'", "did you mean 'learning_rate'"]),
+    "unknown_top_level_key": (lambda s: s.update(sede=3), ["field 'sede'", "did you mean 'seed'"]),
+    "unknown_reward": (lambda s: stage(s, "r1_zero")["rewards"].update(acuracy=1.0),
+                       ["stage 'r1_zero'", "field 'rewards.acuracy'", "did you mean 'accuracy'"]),
+    "unknown_reward_param": (lambda s: stage(s, "r1_zero")["rewards"].update(format={"weight": 1, "strict": 1}),
+                             ["field 'rewards.format'", "unknown parameter(s) strict"]),
+    "reward_weight_not_number": (lambda s: stage(s, "r1_zero")["rewards"].update(format="high"),
+                                 ["field 'rewards.format'", "not a number"]),
+    "unknown_stage_reference": (lambda s: stage(s, "r1_zero").update(init="bse"),
+                                ["stage 'r1_zero'", "field 'init'", "did you mean 'base'"]),
+    "cycle": (lambda s: s["stages"].extend([
+        {"name": "a", "kind": "grpo", "init": "b", "task": {"source": "tiny_product"}},
+        {"name": "b", "kind": "grpo", "init": "a", "task": {"source": "tiny_product"}}]),
+        ["cycle: a -> b -> a", "field 'inputs'"]),
+    "wrong_type": (lambda s: stage(s, "base").update(steps="many"), ["stage 'base'", "field 'steps'", "'many'"]),
+    "zero_size": (lambda s: stage(s, "r1_zero").update(steps=0), ["field 'steps'", "greater than 0"]),
+    "negative_size": (lambda s: stage(s, "base").update(batch_size=-4), ["field 'batch_size'", "greater than 0"]),
+    "batch_not_divisible": (lambda s: stage(s, "r1_zero").update(generation_batch_size=12, num_generations=8),
+                            ["field 'generation_batch_size'", "12 must be divisible by num_generations 8"]),
+    "mini_batches_not_divisor": (lambda s: stage(s, "r1_zero").update(mini_batches=5),
+                                 ["field 'mini_batches'", "divisible by mini_batches 5"]),
+    "missing_model_path": (lambda s: stage(s, "r1_zero").update(init="./no/such/model"),
+                           ["field 'init'", "no/such/model"]),
+    "unknown_kind": (lambda s: stage(s, "base").update(kind="pretrian"), ["field 'kind'", "did you mean 'pretrain'"]),
+    "duplicate_names": (lambda s: s["stages"].append(copy.deepcopy(stage(s, "evaluate"))),
+                        ["stage 'evaluate'", "field 'name'", "rename"]),
+    "unknown_task_source": (lambda s: stage(s, "evaluate").update(task={"source": "tiny_prodcut"}),
+                            ["field 'task.source'", "did you mean 'tiny_product'"]),
+    "bad_task_setting": (lambda s: stage(s, "evaluate").update(task={"source": "tiny_product", "n_digits": 1}),
+                         ["stage 'evaluate'", "field 'task.n_digits'", "greater than or equal to 2"]),
+    "unknown_template": (lambda s: stage(s, "r1_zero").update(template="r1zero"), ["field 'template'", "use one of"]),
+    "top_p_above_one": (lambda s: stage(s, "evaluate").update(top_p=1.5), ["field 'top_p'", "less than or equal to 1"]),
+    "evaluate_a_stage_without_model": (lambda s: stage(s, "evaluate")["models"].append("evaluate2") or
+                                       s["stages"].append({"name": "evaluate2", "kind": "evaluate", "models": ["base"],
+                                                           "task": {"source": "tiny_product"}}),
+                                       ["field 'models[2]'", "makes no model"]),
+    "warmup_not_below_steps": (lambda s: stage(s, "base").update(warmup_steps=50), ["field 'warmup_steps'", "fewer"]),
+    "empty_stages": (lambda s: s.update(stages=[]), ["field 'stages'", "add a list of stages"]),
+    "missing_required_field": (lambda s: stage(s, "r1_zero").pop("task"), ["field 'task'", "required", "add it"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_spec_fails_fast_with_one_line_per_problem(case, tmp_path: Path):
+    fn, expected = CASES[case]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(mutate(fn)))
+    result, stderr = run_cli(["validate", str(path)])
+    assert result["code"] == 2, stderr
+    assert not result["torch"], "validation imported torch"
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert len(lines) == 1, stderr
+    assert "fix: " in lines[0]
+    for text in expected:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: x\nstages:\n  - name: base\n    kind: [pretrain\n")
+    result, stderr = run_cli(["validate", str(path)])
+    assert result["code"] == 2 and not result["torch"]
+    assert "invalid YAML at line" in stderr and "fix:" in stderr
+
+
+def test_missing_spec_file(tmp_path: Path):
+    result, stderr = run_cli(["validate", str(tmp_path / "nope.yaml")])
+    assert result["code"] == 2 and "no spec file" in stderr
+
+
+def test_override_of_unknown_stage_is_an_error():
+    result, stderr = run_cli(["validate", str(CONFIGS / "micro.yaml"), "--set", "r1_zeroo.steps=3"])
+    assert result["code"] == 2
+    assert "no stage named 'r1_zeroo'" in stderr and "did you mean 'r1_zero'" in stderr
+
+
+def test_several_problems_are_all_reported(tmp_path: Path):
+    spec = mutate(lambda s: (stage(s, "base").update(steps=0), stage(s, "r1_zero").update(top_p=2)))
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result, stderr = run_cli(["validate", str(path)])
+    assert result["code"] == 2
+    assert len(stderr.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("name", ["micro.yaml", "tiny.yaml"])
+def test_shipped_configs_validate_without_torch(name):
+    result, stderr = run_cli(["validate", str(CONFIGS / name)])
+    assert result == {"code": 0, "torch": False}, stderr
