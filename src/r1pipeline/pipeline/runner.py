@@ -118,7 +118,7 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         "hash": hashes[stage.name], "inputs": {i: hashes[i] for i in inputs}, "seed": seed,
         "versions": library_versions(), "status": "running",
         "started": datetime.now(timezone.utc).isoformat(), "resumed": resume,
-        "command": " ".join(sys.argv),
+        "command": " ".join(sys.argv), "attempts": 1,
     }
     previous = read_json(stage_dir / MANIFEST) if resume else None
     if previous:

@@ -1,0 +1,154 @@
+"""The micro pipeline through the real CLI: every stage kind runs, reruns skip, kills resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONFIGS
+
+R1 = [sys.executable, "-m", "r1pipeline.cli"]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "R1_NO_PROGRESS": "1"}
+
+
+def r1(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*R1, *args], capture_output=True, text=True, env=ENV, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"r1 {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def manifest(run: Path, stage: str) -> dict:
+    return json.loads((run / stage / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "micro"
+    r1("run", str(CONFIGS / "micro.yaml"), "--out", str(out))
+    return out
+
+
+def test_every_stage_finishes_and_writes_its_artifacts(micro_run: Path):
+    for stage in ("base", "r1_zero", "evaluate"):
+        m = manifest(micro_run, stage)
+        assert m["status"] == "done" and m["hash"] and m["versions"]["torch"]
+        assert (micro_run / stage / "summary.json").exists()
+        assert not (micro_run / stage / "checkpoints").exists()
+    for stage in ("base", "r1_zero"):
+        assert (micro_run / stage / "model" / "config.json").exists()
+        assert any((micro_run / stage / "model").glob("*.safetensors"))
+    steps = [json.loads(line)["step"] for line in (micro_run / "r1_zero" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3, 4]
+    assert (micro_run / "report.md").exists() and (micro_run / "r1_zero_curves.png").exists()
+    assert (micro_run / "spec.yaml").exists()
+
+
+def test_evaluate_summary_has_the_documented_schema(micro_run: Path):
+    s = json.loads((micro_run / "evaluate" / "summary.json").read_text())
+    assert s["k"] == 2 and s["n_prompts"] == 16 and set(s["models"]) == {"base", "r1_zero"}
+    for m in s["models"].values():
+        lo, hi = m["pass@1_ci"]
+        assert 0 <= lo <= m["pass@1"] <= hi <= 1
+        for key in ("cons@k", "format_rate", "mean_length", "cot_rate", "pass@k"):
+            assert key in m
+    rows = (micro_run / "evaluate" / "data" / "samples.jsonl").read_text().splitlines()
+    assert len(rows) == 2 * 16 * 2
+
+
+def test_checkpoints_load_in_plain_transformers(micro_run: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = micro_run / "r1_zero" / "model"
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    ids = tok("User: 2*3*4 Assistant:", return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > ids.input_ids.shape[1]
+
+
+def test_rerun_skips_finished_stages_and_leaves_them_untouched(micro_run: Path):
+    before = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in ("base", "r1_zero", "evaluate")}
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(micro_run), "--no-report")
+    assert proc.stdout.count("done, skipped") == 3
+    after = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in before}
+    assert after == before
+
+
+def test_changed_setting_reruns_that_stage_and_downstream_only(micro_run: Path, tmp_path: Path):
+    run = tmp_path / "copy"
+    shutil.copytree(micro_run, run)
+    base_before = (run / "base" / "manifest.json").read_text()
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report",
+              "--set", "r1_zero.learning_rate=1e-4")
+    assert "base: done, skipped" in proc.stdout
+    assert "r1_zero (grpo)" in proc.stdout and "evaluate (evaluate)" in proc.stdout
+    assert (run / "base" / "manifest.json").read_text() == base_before
+    assert manifest(run, "r1_zero")["config"]["learning_rate"] == 1e-4
+
+
+def test_from_reruns_the_named_stage_and_after(micro_run: Path, tmp_path: Path):
+    run = tmp_path / "copy"
+    shutil.copytree(micro_run, run)
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report", "--from", "evaluate")
+    assert "base: done, skipped" in proc.stdout and "r1_zero: done, skipped" in proc.stdout
+    assert "evaluate (evaluate)" in proc.stdout
+
+
+def test_only_refuses_a_stage_whose_inputs_have_not_run(tmp_path: Path):
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(tmp_path / "fresh"), "--only", "evaluate", check=False)
+    assert proc.returncode == 2
+    assert "input stage 'base' has not finished" in proc.stderr
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before the kill point: {proc.stderr.read()[-3000:]}")
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("kill point not reached in time")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("victim", ["base", "r1_zero"])
+def test_sigkill_mid_stage_resumes_from_its_last_checkpoint(victim: str, tmp_path: Path):
+    run = tmp_path / "run"
+    args = ["run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report",
+            "--set", "r1_zero.steps=6", "--set", "base.steps=30"]
+    ready = {
+        "base": lambda: (run / "base" / "checkpoints" / "step-10" / "state.pt").exists(),
+        "r1_zero": lambda: (run / "r1_zero" / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists(),
+    }[victim]
+    proc = subprocess.Popen([*R1, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    _kill_when(proc, ready)
+    assert manifest(run, victim)["status"] == "running"
+    earlier = {}
+    if victim == "r1_zero":
+        earlier["base"] = (run / "base" / "manifest.json").read_text()
+
+    proc2 = r1(*args)
+    assert f"{victim} (" in proc2.stdout and "resuming" in proc2.stdout
+    for stage, text in earlier.items():  # finished stages are not redone
+        assert (run / stage / "manifest.json").read_text() == text
+        assert f"{stage}: done, skipped" in proc2.stdout
+    m = manifest(run, victim)
+    assert m["status"] == "done" and m["attempts"] == 2
+    steps = [json.loads(line)["step"] for line in (run / victim / "metrics.jsonl").read_text().splitlines()]
+    n = 30 if victim == "base" else 6
+    expected = list(range(1, n + 1)) if victim == "base" else list(range(0, n + 1))
+    assert steps == expected, "metrics must read as one uninterrupted run"
+    if victim == "r1_zero":
+        assert json.loads((run / "r1_zero" / "summary.json").read_text())["resumed_from_step"] >= 2
