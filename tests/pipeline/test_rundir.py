@@ -1,0 +1,44 @@
+"""Atomic writes: a failure part-way never leaves a finished-looking artifact."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1pipeline.pipeline.rundir import MetricsLog, atomic_dir, read_json, write_json
+
+
+def test_atomic_dir_leaves_nothing_when_the_block_fails(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights").write_text("half")
+            raise RuntimeError("killed")
+    assert not target.exists() and not (tmp_path / "model.tmp").exists()
+
+
+def test_atomic_dir_replaces_an_older_artifact(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old").write_text("x")
+    with atomic_dir(target) as tmp:
+        (tmp / "new").write_text("y")
+    assert [p.name for p in target.iterdir()] == ["new"]
+
+
+def test_json_round_trip_and_unreadable_json_reads_as_missing(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert read_json(tmp_path / "m.json") == {"a": 1}
+    (tmp_path / "torn.json").write_text('{"a": ')
+    assert read_json(tmp_path / "torn.json") is None
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_metrics_truncate_after_a_resumed_step_and_skip_a_torn_last_line(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    for step in range(1, 6):
+        log.log({"step": step, "loss": 1.0 / step})
+    with log.path.open("a") as f:
+        f.write('{"step": 6, "lo')  # a kill mid-write
+    assert [r["step"] for r in log.read()] == [1, 2, 3, 4, 5]
+    log.truncate_after(3)
+    assert [r["step"] for r in log.read()] == [1, 2, 3]

@@ -1,0 +1,41 @@
+"""How our GRPO config maps onto TRL's, and the held-out check it logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from r1pipeline.stages.base import StageContext
+from r1pipeline.stages.grpo import Config, trl_args
+
+
+def cfg(**kw) -> Config:
+    base = dict(name="r1_zero", kind="grpo", init="base", task={"source": "tiny_product"})
+    return Config(**{**base, **kw})
+
+
+def ctx(tmp_path: Path) -> StageContext:
+    return StageContext(name="r1_zero", dir=tmp_path, run_dir=tmp_path, seed=3)
+
+
+def test_rollout_is_split_into_mini_batches(tmp_path):
+    args = trl_args(cfg(generation_batch_size=64, num_generations=8, mini_batches=4), ctx(tmp_path))
+    assert args.per_device_train_batch_size == 16 and args.steps_per_generation == 4
+    assert args.generation_batch_size == 64 and args.num_generations == 8
+
+
+def test_paper_settings_pass_through(tmp_path):
+    args = trl_args(cfg(beta=0.001, epsilon=10, ref_model_sync_steps=400, temperature=0.7, loss_type="grpo"),
+                    ctx(tmp_path))
+    assert (args.beta, args.epsilon, args.temperature, args.loss_type) == (0.001, 10, 0.7, "grpo")
+    assert args.sync_ref_model and args.ref_model_sync_steps == 400 and args.ref_model_mixup_alpha == 1.0
+    assert args.seed == 3
+
+
+def test_reference_refresh_is_off_without_a_kl_term(tmp_path):
+    args = trl_args(cfg(beta=0.0, ref_model_sync_steps=400), ctx(tmp_path))
+    assert not args.sync_ref_model
+
+
+def test_checkpoint_interval_does_not_change_the_stage_hash():
+    assert cfg(checkpoint_every=5).hashed_config() == cfg(checkpoint_every=50).hashed_config()
+    assert cfg(learning_rate=1e-4).hashed_config() != cfg().hashed_config()
