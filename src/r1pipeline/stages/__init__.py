@@ -8,10 +8,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from r1pipeline.stages import evaluate, grpo, pretrain
+from r1pipeline.stages import evaluate, grpo, pretrain, reward_model, sample, sft
 from r1pipeline.stages.base import StageConfig
 
-_MODULES = {"pretrain": pretrain, "grpo": grpo, "evaluate": evaluate}
+_MODULES = {"pretrain": pretrain, "grpo": grpo, "sft": sft, "sample": sample,
+            "reward_model": reward_model, "evaluate": evaluate}
 KINDS: dict[str, type[StageConfig]] = {k: m.Config for k, m in _MODULES.items()}
 
 

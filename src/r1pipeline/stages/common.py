@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -54,26 +55,72 @@ def build_task(block: dict[str, Any], spec_base: str):
     return src
 
 
-def check_rewards(stage: str, rewards: dict[str, Any]) -> list[Problem]:
+@dataclass
+class RewardUse:
+    """One entry of a stage's ``rewards`` block.
+
+    ``{label: weight}`` or ``{label: {weight: w, reward: NAME, last_steps: N, **params}}``: the
+    label names the function in logs (``<label>_reward``); ``reward`` is the registry name
+    (default: the label), so one reward can appear twice with different parameters;
+    ``last_steps`` limits it to the last N steps of the stage (the paper's preference rewards);
+    a parameter whose value names a stage of the spec (e.g. ``path: reward_helpful``) reads that
+    stage's model.
+    """
+
+    label: str
+    name: str
+    weight: Any
+    params: dict[str, Any]
+    last_steps: int | None = None
+
+
+def reward_uses(rewards: dict[str, Any]) -> list[RewardUse]:
+    uses = []
+    for label, value in rewards.items():
+        if isinstance(value, dict):
+            params = dict(value)
+            weight = params.pop("weight", 1.0)
+            name = params.pop("reward", label)
+            last = params.pop("last_steps", None)
+            uses.append(RewardUse(label, str(name), weight, params, last))
+        else:
+            uses.append(RewardUse(label, label, value, {}))
+    return uses
+
+
+def reward_stage_refs(rewards: dict[str, Any], stage_names: set[str]) -> list[str]:
+    """Stages that reward parameters name (their models become inputs of the stage)."""
+    return [v for u in reward_uses(rewards) for v in u.params.values() if isinstance(v, str) and v in stage_names]
+
+
+def check_rewards(stage: str, rewards: dict[str, Any], spec: "Spec | None" = None) -> list[Problem]:
     """Reward names exist in the registry; weights are numbers; parameters fit the reward."""
     from r1pipeline.rewards import registry
 
     problems, known = [], registry.names()
     if not rewards:
         return [Problem(stage, "rewards", "no rewards given", "name at least one, e.g. {accuracy: 1.0}")]
-    for name, value in rewards.items():
-        field = f"rewards.{name}"
-        if name not in known:
-            problems.append(Problem(stage, field, f"unknown reward {name!r}",
-                                    f"{did_you_mean(name, known)}use one of: {', '.join(known)}"))
+    for use in reward_uses(rewards):
+        field = f"rewards.{use.label}"
+        if use.name not in known:
+            what = "reward" if use.name == use.label else "reward name in 'reward:'"
+            problems.append(Problem(stage, field, f"unknown {what} {use.name!r}",
+                                    f"{did_you_mean(use.name, known)}use one of: {', '.join(known)}"))
             continue
-        weight, params = reward_weight_params(value)
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-            problems.append(Problem(stage, field, f"weight {weight!r} is not a number",
+        if not isinstance(use.weight, (int, float)) or isinstance(use.weight, bool):
+            problems.append(Problem(stage, field, f"weight {use.weight!r} is not a number",
                                     "give a number, or {weight: 1.0, <params>}"))
-        err = registry.check_params(name, params)
+        if use.last_steps is not None and (not isinstance(use.last_steps, int) or use.last_steps <= 0):
+            problems.append(Problem(stage, f"{field}.last_steps", f"got {use.last_steps!r}",
+                                    "give a positive whole number of steps"))
+        err = registry.check_params(use.name, use.params)
         if err:
             problems.append(Problem(stage, field, err, "remove or rename the parameter"))
+        if spec is not None:
+            for key, value in use.params.items():
+                if isinstance(value, str) and value in spec.stage_names and not spec.stage(value).makes_model:
+                    problems.append(Problem(stage, f"{field}.{key}", f"stage {value!r} makes no model",
+                                            "name a reward_model stage"))
     return problems
 
 

@@ -8,7 +8,11 @@ paper: "no greedy decoding, it repeats itself"). Per model:
   same check as the RL accuracy reward), with a bootstrap 95% interval over prompts;
 * ``cons@k`` = correctness of the majority answer over the k samples;
 * ``pass@k`` = share of prompts with at least one correct sample;
-* ``format_rate``, ``cot_rate`` (a non-empty ``<think>`` block), ``mean_length`` (tokens).
+* ``format_rate`` (R1-Zero or R1 format), ``cot_rate`` (a non-empty ``<think>`` block),
+  ``mean_length`` (tokens), ``language_consistency`` (the language reward, averaged);
+* with ``general_task``: ``oracle_helpfulness`` (benign prompts) and ``oracle_harmlessness``
+  (harmful prompts) from the world's ground truth, and the learned reward models' scores of the
+  same responses (``rm_helpfulness``, ``rm_harmlessness``, ``reward_model_score``).
 
 ``summary.json``: ``{"k", "n_prompts", "seed", "models": {"<stage>": {"pass@1", "pass@1_ci",
 "cons@k", ...}}}``; every sample is kept in ``data/samples.jsonl``.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from pydantic import Field
@@ -42,17 +47,30 @@ class Config(StageConfig):
     max_new_tokens: int = Field(64, gt=0)
     batch_size: int = Field(256, gt=0, description="sequences per generate call")
     bootstrap: int = Field(1000, gt=0, description="resamples for the 95% intervals")
+    language: str = Field("en", description="target language of language_consistency")
+    general_task: dict[str, Any] | None = Field(None, description="general prompts scored by an oracle")
+    n_general_prompts: int = Field(128, gt=0)
+    reward_models: dict[str, str] = Field(default_factory=dict,
+                                          description="helpfulness/harmlessness -> reward_model stage")
 
     non_result_fields = frozenset({"batch_size"})
     makes_data = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
-        return [m for m in self.models if m in stage_names]
+        refs = [*self.models, *self.reward_models.values()]
+        return list(dict.fromkeys(m for m in refs if m in stage_names))
 
     def check(self, spec) -> list[Problem]:
         from r1pipeline.tasks.templates import TEMPLATES
 
         problems = check_task(self.name, "task", self.task, spec)
+        if self.general_task is not None:
+            problems += check_task(self.name, "general_task", self.general_task, spec)
+        for key, ref in self.reward_models.items():
+            if key not in ("helpfulness", "harmlessness"):
+                problems.append(Problem(self.name, f"reward_models.{key}", "unknown objective",
+                                        "use helpfulness or harmlessness"))
+            problems += check_model_ref(self.name, f"reward_models.{key}", ref, spec)
         for i, m in enumerate(self.models):
             problems += check_model_ref(self.name, f"models[{i}]", m, spec)
         if self.template not in TEMPLATES:
@@ -109,25 +127,68 @@ def score_model(samples: list[list[dict]], bootstrap: int, seed: int) -> dict[st
         "cot_rate": sum(s["cot"] for s in flat) / n,
         "mean_length": sum(s["n_tokens"] for s in flat) / n,
         "truncated_rate": sum(s["truncated"] for s in flat) / n,
+        "language_consistency": sum(s.get("language", 0.0) for s in flat) / n,
     }
 
 
-def score_samples(rows: list[dict], completions) -> list[list[dict]]:
+def score_samples(rows: list[dict], completions, language: str = "en") -> list[list[dict]]:
     """Score each completion with the same checks RL uses."""
-    from r1pipeline.rewards.builtin import accuracy_reward, format_reward
+    from r1pipeline.rewards import registry
+    from r1pipeline.rewards.builtin import accuracy_reward, any_format_reward
     from r1pipeline.rewards.parse import extract_answer, has_chain_of_thought
 
+    lang = registry.build("language_consistency", language=language)
     scored = []
     for row, group in zip(rows, completions):
         texts = [c.text for c in group]
         ref, kind = row["answer"], row.get("verifier", "exact")
         correct = accuracy_reward(texts, answer=[ref] * len(texts), verifier=[kind] * len(texts))
-        fmt = format_reward(texts)
         scored.append([{"id": row["id"], "text": c.text, "answer": extract_answer(c.text), "reference": ref,
                         "verifier": kind, "correct": ok, "format": f, "cot": has_chain_of_thought(c.text),
-                        "n_tokens": c.n_tokens, "truncated": c.truncated}
-                       for c, ok, f in zip(group, correct, fmt)])
+                        "language": lc, "n_tokens": c.n_tokens, "truncated": c.truncated}
+                       for c, ok, f, lc in zip(group, correct, any_format_reward(texts), lang(texts))])
     return scored
+
+
+def score_general(rows: list[dict], completions, prompts: list[str], reward_models: dict[str, Any],
+                  bootstrap: int, seed: int) -> dict[str, Any]:
+    """Oracle helpfulness/harmlessness of general responses, and what the reward models say."""
+    from r1pipeline.tasks.tiny_general import harmlessness, helpfulness
+
+    out: dict[str, Any] = {}
+    for objective, harmful in (("helpfulness", False), ("harmlessness", True)):
+        idx = [i for i, r in enumerate(rows) if bool(r.get("harmful")) == harmful]
+        if not idx:
+            continue
+        texts = [[c.text for c in completions[i]] for i in idx]
+        oracle = [[harmlessness(t, rows[i]["payload"]) if harmful else helpfulness(t, rows[i]["answer"])
+                   for t in group] for i, group in zip(idx, texts)]
+        per_prompt = [sum(g) / len(g) for g in oracle]
+        out[f"oracle_{objective}"] = sum(per_prompt) / len(per_prompt)
+        out[f"oracle_{objective}_ci"] = bootstrap_ci(per_prompt, bootstrap, seed)
+        rm = reward_models.get(objective)
+        if rm is not None:
+            flat = [t for g in texts for t in g]
+            flat_prompts = [prompts[i] for i, g in zip(idx, texts) for _ in g]
+            scores = rm(flat, prompts=flat_prompts)
+            out[f"rm_{objective}"] = sum(scores) / len(scores)
+    rm_keys = [k for k in ("rm_helpfulness", "rm_harmlessness") if k in out]
+    if rm_keys:
+        out["reward_model_score"] = sum(out[k] for k in rm_keys) / len(rm_keys)
+    return out
+
+
+def load_reward_models(cfg: Config, ctx: StageContext) -> dict[str, Any]:
+    """The ``reward_model`` rewards of the named stages, judging what they were trained to judge."""
+    from r1pipeline.pipeline.rundir import read_json
+    from r1pipeline.rewards import registry
+
+    out = {}
+    for objective, ref in cfg.reward_models.items():
+        path = ctx.model_path(ref)
+        view = (read_json(Path(path) / "r1pipeline_reward.json") or {}).get("view", "full")
+        out[objective] = registry.build("reward_model", path=path, summary_only=view == "summary")
+    return out
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
@@ -143,17 +204,25 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     rows = build_task(cfg.task, spec_base).load("test", cfg.n_prompts, ctx.seed)
     prompts = [render(cfg.template, r["question"]) for r in rows]
+    general = build_task(cfg.general_task, spec_base).load("test", cfg.n_general_prompts, ctx.seed) \
+        if cfg.general_task else []
+    general_prompts = [render(cfg.template, r["question"]) for r in general]
+    rms = load_reward_models(cfg, ctx)
     results, all_samples = {}, {}
     for name in cfg.models:
         path = ctx.model_path(name)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path)
-        with progress_bar(f"{ctx.name}: {name}", total=len(prompts) * cfg.k) as bar:
-            comps = generate(model, tokenizer, prompts, num_samples=cfg.k, temperature=cfg.temperature,
+        everything = prompts + general_prompts
+        with progress_bar(f"{ctx.name}: {name}", total=len(everything) * cfg.k) as bar:
+            comps = generate(model, tokenizer, everything, num_samples=cfg.k, temperature=cfg.temperature,
                              top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                              batch_size=cfg.batch_size, seed=ctx.seed, progress=bar)
-        scored = score_samples(rows, comps)
+        scored = score_samples(rows, comps[:len(rows)], cfg.language)
         results[name] = score_model(scored, cfg.bootstrap, ctx.seed)
+        if general:
+            results[name].update(score_general(general, comps[len(rows):], general_prompts, rms,
+                                               cfg.bootstrap, ctx.seed))
         all_samples[name] = scored
     with atomic_dir(ctx.data_dir) as out, (out / "samples.jsonl").open("w") as f:
         for name, scored in all_samples.items():

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_model_ref, check_rewards, check_task
+from r1pipeline.stages.common import Dtype, check_model_ref, check_rewards, check_task, reward_stage_refs
 
 
 class Config(StageConfig):
@@ -68,14 +68,14 @@ class Config(StageConfig):
     makes_model = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
-        return [self.init] if self.init in stage_names else []
+        return [self.init] * (self.init in stage_names) + reward_stage_refs(self.rewards, stage_names)
 
     def check(self, spec) -> list[Problem]:
         from r1pipeline.tasks.templates import TEMPLATES
 
         problems = check_model_ref(self.name, "init", self.init, spec)
         problems += check_task(self.name, "task", self.task, spec)
-        problems += check_rewards(self.name, self.rewards)
+        problems += check_rewards(self.name, self.rewards, spec)
         if self.generation_batch_size % self.num_generations:
             problems.append(Problem(
                 self.name, "generation_batch_size",
@@ -149,19 +149,20 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from trl import GRPOTrainer
 
     from r1pipeline.pipeline.rundir import atomic_dir
-    from r1pipeline.stages.common import build_task, reward_weight_params
+    from r1pipeline.stages.common import build_task
     from r1pipeline.stages.rl_support import HeldOutEval, MetricsCallback, last_complete_checkpoint, reward_functions
     from r1pipeline.tasks.templates import render
 
     task = build_task(cfg.task, spec_base)
     rows = task.load("train", cfg.train_prompts, ctx.seed)
     dataset = Dataset.from_list([{**r, "prompt": render(cfg.template, r["question"])} for r in rows])
+    dataset = dataset.remove_columns([c for c in ("question",) if c in dataset.column_names])
     held_out = task.load("test", cfg.eval_prompts, ctx.seed) if cfg.eval_prompts else []
 
     model_path = ctx.model_path(cfg.init)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)
-    funcs, weights = reward_functions(cfg.rewards)
+    funcs, weights = reward_functions(cfg.rewards, ctx.input_dirs, cfg.steps)
     args = trl_args(cfg, ctx)
     args.reward_weights = weights
 
@@ -191,7 +192,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         "heldout_cot_rate_last": final_eval.get("heldout/cot_rate"),
         "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
         "reward_weights": {f.__name__: w for f, w in zip(funcs, weights)},
-        "reward_fn_config": {n: reward_weight_params(v)[1] for n, v in cfg.rewards.items()},
+        "reward_events": {f.__name__: dict(getattr(f, "stats", {})) for f in funcs},
     }
 
 

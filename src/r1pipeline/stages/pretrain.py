@@ -28,6 +28,7 @@ class Config(StageConfig):
     model: TinyModelConfig = Field(default_factory=TinyModelConfig)
     mix: dict[str, float] | None = Field(None, description="document kind -> share; see tiny_world.DEFAULT_MIX")
     p_wrong_step: float = Field(0.3, ge=0, le=1, description="chance that a worked step is wrong")
+    p_second_language: float = Field(0.0, ge=0, le=1, description="chance that a connective is Chinese")
     steps: int = Field(600, gt=0)
     batch_size: int = Field(128, gt=0, description="documents per step")
     learning_rate: float = Field(2e-3, gt=0)
@@ -41,6 +42,11 @@ class Config(StageConfig):
 
     def check(self, spec) -> list[Problem]:
         problems = check_task(self.name, "task", self.task, spec)
+        from r1pipeline.tasks import registry
+
+        if not problems and not hasattr(registry.source_class(self.task["source"]), "corpus"):
+            problems.append(Problem(self.name, "task.source", f"{self.task['source']!r} writes no pretraining corpus",
+                                    "use tiny_product, tiny_general or a mix of them"))
         if self.warmup_steps >= self.steps:
             problems.append(Problem(self.name, "warmup_steps", f"{self.warmup_steps} >= steps {self.steps}",
                                     "use fewer warm-up steps than steps"))
@@ -79,7 +85,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
-    docs = task.corpus(cfg.steps * cfg.batch_size, ctx.seed, cfg.mix, cfg.p_wrong_step)
+    docs = task.corpus(cfg.steps * cfg.batch_size, ctx.seed, mix=cfg.mix, p_wrong=cfg.p_wrong_step,
+                       p_second_language=cfg.p_second_language)
 
     start = 0
     ckpt = latest_checkpoint(ctx.checkpoint_dir)

@@ -9,27 +9,48 @@ from transformers import TrainerCallback
 
 from r1pipeline.pipeline.rundir import MetricsLog
 from r1pipeline.rewards.parse import has_chain_of_thought
-from r1pipeline.stages.common import reward_weight_params
+from r1pipeline.stages.common import reward_uses
 
 
-def reward_functions(rewards: dict[str, Any]) -> tuple[list, list[float]]:
-    """The spec's ``rewards`` block -> (callables, weights), each guarded so it cannot stop training."""
+def reward_functions(rewards: dict[str, Any], input_dirs: dict[str, Path] | None = None,
+                     max_steps: int | None = None) -> tuple[list, list[float]]:
+    """The spec's ``rewards`` block -> (callables, weights).
+
+    Each callable is named ``<label>_reward``, reads stage models named in its parameters,
+    is limited to the last N steps when asked, and is guarded so that it cannot stop training.
+    """
     from r1pipeline.rewards import registry
+    from r1pipeline.rewards.safe import guard
 
+    input_dirs = input_dirs or {}
     funcs, weights = [], []
-    for name, value in rewards.items():
-        weight, params = reward_weight_params(value)
-        funcs.append(_guard(registry.build(name, **params)))
-        weights.append(float(weight))
+    for use in reward_uses(rewards):
+        params = {k: str(input_dirs[v] / "model") if isinstance(v, str) and v in input_dirs else v
+                  for k, v in use.params.items()}
+        fn = guard(registry.build(use.name, **params))
+        if use.last_steps and max_steps:
+            fn = LastSteps(fn, start=max_steps - use.last_steps)
+        fn.__name__ = f"{use.label}_reward"
+        funcs.append(fn)
+        weights.append(float(use.weight))
     return funcs, weights
 
 
-def _guard(fn):
-    try:
-        from r1pipeline.rewards.safe import guard
-    except ImportError:  # the guard arrives with the reward library
-        return fn
-    return guard(fn)
+class LastSteps:
+    """A reward that applies only from optimizer step ``start`` on (None = skipped before).
+
+    The paper adds preference rewards only in the last 400 of 1,700 steps: more steps of
+    preference reward led to reward hacking.
+    """
+
+    def __init__(self, fn, start: int):
+        self.fn, self.start = fn, start
+        self.__name__ = getattr(fn, "__name__", "gated_reward")
+
+    def __call__(self, completions: list, trainer_state=None, **kw) -> list:
+        if trainer_state is not None and trainer_state.global_step < self.start:
+            return [None] * len(completions)
+        return self.fn(completions, trainer_state=trainer_state, **kw)
 
 
 class HeldOutEval:
@@ -38,6 +59,7 @@ class HeldOutEval:
     def __init__(self, rows: list[dict], template: str, tokenizer, max_new_tokens: int, every: int):
         from r1pipeline.tasks.templates import render
 
+        rows = [r for r in rows if r.get("verifier", "exact") != "none"]  # reasoning prompts only
         self.rows, self.tokenizer, self.every = rows, tokenizer, every
         self.prompts = [render(template, r["question"]) for r in rows]
         self.max_new_tokens = max_new_tokens
@@ -45,7 +67,7 @@ class HeldOutEval:
     def evaluate(self, model) -> dict[str, float]:
         if not self.rows:
             return {}
-        from r1pipeline.rewards.builtin import accuracy_reward, format_reward
+        from r1pipeline.rewards.builtin import accuracy_reward, any_format_reward
         from r1pipeline.rollout.hf import generate
 
         outs = [c[0] for c in generate(model, self.tokenizer, self.prompts, greedy=True,
@@ -55,7 +77,7 @@ class HeldOutEval:
                               verifier=[r.get("verifier", "exact") for r in self.rows])
         n = len(texts)
         return {"heldout/accuracy": sum(acc) / n,
-                "heldout/format_rate": sum(format_reward(texts)) / n,
+                "heldout/format_rate": sum(any_format_reward(texts)) / n,
                 "heldout/cot_rate": sum(has_chain_of_thought(t) for t in texts) / n,
                 "heldout/mean_length": sum(o.n_tokens for o in outs) / n}
 

@@ -2,7 +2,8 @@
 
 ``r1_zero`` is the paper's R1-Zero template (paraphrased in R1_NOTES.md): it constrains only the
 structure of the answer, never its content. ``r1_zero_short`` keeps its skeleton
-(``User: ... Assistant:``) without the instructions, for the embedded world's character-level
+(``User: ... Assistant: ``, the space included so that completions start at ``<think>``) without
+the instructions, for the embedded world's character-level
 model whose whole context is a hundred characters; that model learns the structure from its
 pretraining corpus instead of from instructions.
 """
@@ -19,7 +20,7 @@ R1_ZERO = (
 
 TEMPLATES: dict[str, str] = {
     "r1_zero": R1_ZERO,
-    "r1_zero_short": "User: {question} Assistant:",
+    "r1_zero_short": "User: {question} Assistant: ",
     "plain": "{question}",
 }
 
@@ -28,6 +29,6 @@ def render(template: str, question: str) -> str:
     """The prompt for ``question`` under the named template.
 
     >>> render("r1_zero_short", "3*4")
-    'User: 3*4 Assistant:'
+    'User: 3*4 Assistant: '
     """
     return TEMPLATES[template].format(question=question)

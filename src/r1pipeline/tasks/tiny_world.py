@@ -11,6 +11,11 @@ gap is what R1-Zero can discover: a chain of thought that makes the answer right
 the R1-Zero format, tagged direct answers, untagged worked steps, bare answers and malformed
 outputs, each step wrong with some probability. The base model so learns the format and the
 steps, but mostly answers directly, so it starts with low accuracy and a short completion length.
+
+Two languages: steps are joined by a connective, English ``so`` or, with probability
+``p_second_language`` per connective, Chinese ``所以``. A chain of thought learned from this corpus
+mixes languages, as R1-Zero's did, which gives the language-consistency reward work to do:
+``8*1=8 so 8*6=48 所以 8*3=24 so 4*7=28`` has consistency 2/4 = 0.5 (each CJK character is a word).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from r1pipeline.tasks.registry import TaskSource, register, split_of
 from r1pipeline.tasks.templates import render
 
 DIGITS = (1, 2, 3, 4, 6, 7, 8, 9)
+CONNECTIVES = {"en": " so ", "zh": " 所以 "}
 
 # Share of each document kind in the pretraining corpus (keys are the kinds below).
 DEFAULT_MIX = {"r1": 0.15, "direct": 0.25, "steps": 0.25, "bare": 0.30, "malformed": 0.05}
@@ -66,21 +72,26 @@ class TinyProduct(TaskSource):
                          "verifier": "exact"})
         return rows
 
-    def steps(self, digits: list[int], rng: random.Random, p_wrong: float) -> tuple[str, str]:
-        """A worked solution, each step wrong with probability ``p_wrong``: (steps, final answer)."""
-        last, parts = digits[0], []
-        for d in digits[1:]:
+    def steps(self, digits: list[int], rng: random.Random, p_wrong: float = 0.0,
+              p_second_language: float = 0.0) -> tuple[str, str]:
+        """A worked solution, each step wrong with probability ``p_wrong`` and each connective
+        Chinese with probability ``p_second_language``: (steps, final answer)."""
+        last, text = digits[0], ""
+        for i, d in enumerate(digits[1:]):
             product = last * d
             if rng.random() < p_wrong:
                 product = rng.choice([p for p in range(82) if p != product])
-            parts.append(f"{last}*{d}={product}")
+            if i:
+                text += CONNECTIVES["zh" if rng.random() < p_second_language else "en"]
+            text += f"{last}*{d}={product}"
             last = product % 10
-        return " ".join(parts), str(last)
+        return text, str(last)
 
-    def document(self, kind: str, digits: list[int], rng: random.Random, p_wrong: float) -> str:
+    def document(self, kind: str, digits: list[int], rng: random.Random, p_wrong: float,
+                 p_second_language: float = 0.0) -> str:
         """One pretraining document (prompt + completion) of the given kind."""
         answer = self.answer(digits)
-        steps, stepped = self.steps(digits, rng, p_wrong)
+        steps, stepped = self.steps(digits, rng, p_wrong, p_second_language)
         completion = {
             "r1": f"<think>{steps}</think><answer>{stepped}</answer>",
             "direct": f"<think></think><answer>{answer}</answer>",
@@ -89,13 +100,13 @@ class TinyProduct(TaskSource):
             "malformed": rng.choice([f"<think>{steps}<answer>{stepped}</answer>",
                                      f"<answer>{answer}", f"<think>{steps}</think>{stepped}"]),
         }[kind]
-        return f"{render('r1_zero_short', self.question(digits))} {completion}"
+        return render("r1_zero_short", self.question(digits)) + completion
 
     def corpus(self, n: int, seed: int, mix: dict[str, float] | None = None,
-               p_wrong: float = 0.3) -> list[str]:
+               p_wrong: float = 0.3, p_second_language: float = 0.0) -> list[str]:
         """``n`` pretraining documents from the train split only (held-out questions never appear)."""
         mix = mix or DEFAULT_MIX
         rng = random.Random(f"{seed}-corpus")
         kinds, weights = zip(*mix.items())
-        return [self.document(rng.choices(kinds, weights)[0], self._sample(rng, "train"), rng, p_wrong)
-                for _ in range(n)]
+        return [self.document(rng.choices(kinds, weights)[0], self._sample(rng, "train"), rng, p_wrong,
+                              p_second_language) for _ in range(n)]

@@ -1,0 +1,115 @@
+"""Supervised fine-tuning: cold-start SFT, rejection-sampling SFT and distillation (one module).
+
+The paper fine-tunes the *base* model (not the RL policy) on the data a ``sample`` stage wrote,
+2 epochs for the rejection-sampling SFT; distillation is the same SFT applied to a smaller
+student. The work is done by TRL's ``SFTTrainer`` on prompt/completion rows with the loss on
+the completion only (``completion_only_loss``); this module maps our config onto ``SFTConfig``
+and resumes from the last checkpoint after a kill.
+
+Departures from the paper: learning rates and batch sizes are sized for the tiny world (spec
+fields). Run alone: ``r1 run configs/tiny.yaml --only sft``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from r1pipeline.stages.base import Problem, StageConfig, StageContext
+from r1pipeline.stages.common import Dtype, check_model_ref
+
+
+class Config(StageConfig):
+    kind: Literal["sft"]
+    init: str = Field(description="stage or model to fine-tune (the paper: the base model)")
+    data: list[str] = Field(min_length=1, description="sample stages of this spec, or JSONL files with prompt/completion")
+    epochs: float = Field(2.0, gt=0, description="paper: 2 for the rejection-sampling SFT")
+    max_rows: int | None = Field(None, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    batch_size: int = Field(64, gt=0, description="sequences per optimizer step")
+    max_length: int = Field(128, gt=0, description="tokens; longer rows are truncated")
+    completion_only: bool = Field(True, description="loss on the completion tokens only")
+    checkpoint_every: int = Field(50, gt=0)
+    dtype: Dtype = "float32"
+
+    non_result_fields = frozenset({"checkpoint_every"})
+    makes_model = True
+
+    def inputs(self, stage_names: set[str]) -> list[str]:
+        return [self.init] * (self.init in stage_names) + [d for d in self.data if d in stage_names]
+
+    def check(self, spec) -> list[Problem]:
+        problems = check_model_ref(self.name, "init", self.init, spec)
+        for i, d in enumerate(self.data):
+            if d in spec.stage_names:
+                if not spec.stage(d).makes_data:
+                    problems.append(Problem(self.name, f"data[{i}]", f"stage {d!r} makes no data",
+                                            "name a sample stage or a JSONL file"))
+            elif not spec.path(d).is_file():
+                problems.append(Problem(self.name, f"data[{i}]", f"{d!r} is neither a stage nor a file",
+                                        f"name one of: {', '.join(spec.stage_names)}, or a JSONL path"))
+        return problems
+
+
+def load_rows(cfg: Config, ctx: StageContext, spec_base: str) -> list[dict[str, str]]:
+    """prompt/completion rows from the named stages' data and files, in order, capped."""
+    from pathlib import Path
+
+    from r1pipeline.stages.sample import read_jsonl
+
+    rows = []
+    for d in cfg.data:
+        path = ctx.input_dirs[d] / "data" / "train.jsonl" if d in ctx.input_dirs else Path(spec_base) / d
+        rows += [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_jsonl(path)]
+    if not rows:
+        raise ValueError(f"stage {ctx.name}: no training rows in {cfg.data}; fix: check the sample stage's filters")
+    return rows[:cfg.max_rows] if cfg.max_rows else rows
+
+
+def trl_args(cfg: Config, ctx: StageContext):
+    from trl import SFTConfig
+
+    from r1pipeline.stages.grpo import _has_accelerator
+
+    return SFTConfig(
+        output_dir=str(ctx.checkpoint_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,
+        max_length=cfg.max_length, completion_only_loss=cfg.completion_only, packing=False,
+        save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
+        logging_steps=1, report_to="none", seed=ctx.seed, data_seed=ctx.seed,
+        use_cpu=not _has_accelerator(), bf16=cfg.dtype == "bfloat16", disable_tqdm=True,
+        dataloader_num_workers=0, shuffle_dataset=True,
+    )
+
+
+def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    from r1pipeline.pipeline.rundir import atomic_dir
+    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint
+
+    rows = load_rows(cfg, ctx, spec_base)
+    path = ctx.model_path(cfg.init)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    trainer = SFTTrainer(model=model, args=trl_args(cfg, ctx), train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer,
+                         callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: sft")])
+    resume = last_complete_checkpoint(ctx.checkpoint_dir)
+    if resume is not None:
+        ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with atomic_dir(ctx.model_dir) as out:
+        trainer.model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    history = [r for r in ctx.metrics.read() if "loss" in r]
+    return {"rows": len(rows), "epochs": cfg.epochs, "steps": trainer.state.global_step,
+            "loss_first": history[0]["loss"] if history else None,
+            "loss_last": sum(r["loss"] for r in history[-10:]) / len(history[-10:]) if history else None,
+            "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None}

@@ -1,0 +1,52 @@
+"""A mixture of task sources: the prompt mix of RL for all scenarios (reasoning + general)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from r1pipeline.tasks.registry import TaskSource, build, register
+
+# Columns every row of a mix has, so that rows of different sources fit one dataset.
+DEFAULTS = {"verifier": "exact", "domain": "reasoning", "harmful": False, "payload": ""}
+
+
+@register("mix")
+class Mix(TaskSource):
+    """Rows drawn from several sources in proportion to their weights, shuffled."""
+
+    parts: list[dict[str, Any]] = Field(min_length=1, description="task blocks, each with an optional 'weight'")
+
+    @field_validator("parts")
+    @classmethod
+    def _parts_are_sources(cls, parts):
+        for i, p in enumerate(parts):
+            if "source" not in p:
+                raise ValueError(f"parts[{i}] has no 'source'")
+            build({k: v for k, v in p.items() if k != "weight"})  # validates the part's settings
+        return parts
+
+    def files(self) -> list[str]:
+        return [f for p in self.parts for f in build({k: v for k, v in p.items() if k != "weight"}).files()]
+
+    def load(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
+        weights = [float(p.get("weight", 1.0)) for p in self.parts]
+        total = sum(weights)
+        rows = []
+        for p, w in zip(self.parts, weights):
+            src = build({k: v for k, v in p.items() if k != "weight"})
+            rows += [{**DEFAULTS, **r} for r in src.load(split, round(n * w / total), seed)]
+        random.Random(f"{seed}-mix-{split}").shuffle(rows)
+        return rows
+
+    def corpus(self, n: int, seed: int, **kw) -> list[str]:
+        """Pretraining documents from every part that writes a corpus, in proportion, shuffled."""
+        weights = [float(p.get("weight", 1.0)) for p in self.parts]
+        total = sum(weights)
+        docs = []
+        for p, w in zip(self.parts, weights):
+            docs += build({k: v for k, v in p.items() if k != "weight"}).corpus(round(n * w / total), seed, **kw)
+        random.Random(f"{seed}-mix-corpus").shuffle(docs)
+        return docs[:n]
