@@ -74,7 +74,7 @@ class Spec(BaseModel):
         return [self.stage(n) for n in done]
 
     def to_yaml(self) -> str:
-        data = self.model_dump(mode="json", exclude={"stages", "base_dir"})
+        data = self.model_dump(mode="json", exclude={"stages"})
         data["stages"] = [s.model_dump(mode="json", exclude_none=True) for s in self.stages]
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
