@@ -15,7 +15,12 @@ import pytest
 
 from tests.conftest import CONFIGS
 
+import yaml
+
 R1 = [sys.executable, "-m", "r1pipeline.cli"]
+MICRO = yaml.safe_load((CONFIGS / "micro.yaml").read_text())
+STAGES = [s["name"] for s in MICRO["stages"]]
+KINDS = {s["kind"] for s in MICRO["stages"]}
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "R1_NO_PROGRESS": "1"}
 
 
@@ -37,13 +42,19 @@ def micro_run(tmp_path_factory) -> Path:
     return out
 
 
+def test_micro_covers_every_stage_kind():
+    from r1pipeline.stages import KINDS as ALL_KINDS
+
+    assert KINDS == set(ALL_KINDS)
+
+
 def test_every_stage_finishes_and_writes_its_artifacts(micro_run: Path):
-    for stage in ("base", "r1_zero", "evaluate"):
+    for stage in STAGES:
         m = manifest(micro_run, stage)
         assert m["status"] == "done" and m["hash"] and m["versions"]["torch"]
         assert (micro_run / stage / "summary.json").exists()
         assert not (micro_run / stage / "checkpoints").exists()
-    for stage in ("base", "r1_zero"):
+    for stage in [s["name"] for s in MICRO["stages"] if s["kind"] in ("pretrain", "grpo", "sft", "reward_model")]:
         assert (micro_run / stage / "model" / "config.json").exists()
         assert any((micro_run / stage / "model").glob("*.safetensors"))
     steps = [json.loads(line)["step"] for line in (micro_run / "r1_zero" / "metrics.jsonl").read_text().splitlines()]
@@ -54,14 +65,26 @@ def test_every_stage_finishes_and_writes_its_artifacts(micro_run: Path):
 
 def test_evaluate_summary_has_the_documented_schema(micro_run: Path):
     s = json.loads((micro_run / "evaluate" / "summary.json").read_text())
-    assert s["k"] == 2 and s["n_prompts"] == 16 and set(s["models"]) == {"base", "r1_zero"}
+    evaluated = next(st for st in MICRO["stages"] if st["kind"] == "evaluate")["models"]
+    assert s["k"] == 2 and s["n_prompts"] == 16 and list(s["models"]) == evaluated
     for m in s["models"].values():
         lo, hi = m["pass@1_ci"]
         assert 0 <= lo <= m["pass@1"] <= hi <= 1
-        for key in ("cons@k", "format_rate", "mean_length", "cot_rate", "pass@k"):
-            assert key in m
+        for key in ("cons@k", "format_rate", "mean_length", "cot_rate", "pass@k", "language_consistency",
+                    "oracle_helpfulness", "oracle_harmlessness", "rm_helpfulness", "reward_model_score"):
+            assert key in m, key
     rows = (micro_run / "evaluate" / "data" / "samples.jsonl").read_text().splitlines()
-    assert len(rows) == 2 * 16 * 2
+    assert len(rows) == len(evaluated) * 16 * 2
+
+
+def test_sample_stages_write_provenance_and_counts_per_filter(micro_run: Path):
+    summary = json.loads((micro_run / "rejection_sampling" / "summary.json").read_text())
+    assert summary["offered"] == sum(summary["rejected"].values()) + summary["kept_reasoning"]
+    rows = [json.loads(line) for line in (micro_run / "rejection_sampling" / "data" / "train.jsonl").open()]
+    assert rows and all({"prompt", "completion", "source", "id", "decision"} <= set(r) for r in rows)
+    assert summary["kept_non_reasoning"] == sum(r["domain"] == "general" for r in rows)
+    rejected = [json.loads(line) for line in (micro_run / "rejection_sampling" / "data" / "rejected.jsonl").open()]
+    assert all(r["reason"] for r in rejected)
 
 
 def test_checkpoints_load_in_plain_transformers(micro_run: Path):
@@ -76,9 +99,9 @@ def test_checkpoints_load_in_plain_transformers(micro_run: Path):
 
 
 def test_rerun_skips_finished_stages_and_leaves_them_untouched(micro_run: Path):
-    before = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in ("base", "r1_zero", "evaluate")}
+    before = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in STAGES}
     proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(micro_run), "--no-report")
-    assert proc.stdout.count("done, skipped") == 3
+    assert proc.stdout.count("done, skipped") == len(STAGES)
     after = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in before}
     assert after == before
 

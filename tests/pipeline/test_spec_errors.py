@@ -39,6 +39,7 @@ def run_cli(args: list[str]) -> tuple[dict, str]:
 
 def mutate(fn):
     spec = copy.deepcopy(MICRO)
+    spec["base_dir"] = str(CONFIGS)  # the spec is written elsewhere; its data paths stay in configs/
     fn(spec)
     return spec
 
@@ -80,7 +81,7 @@ CASES = {
     "evaluate_a_stage_without_model": (lambda s: stage(s, "evaluate")["models"].append("evaluate2") or
                                        s["stages"].append({"name": "evaluate2", "kind": "evaluate", "models": ["base"],
                                                            "task": {"source": "tiny_product"}}),
-                                       ["field 'models[2]'", "makes no model"]),
+                                       ["field 'models[9]'", "makes no model"]),
     "warmup_not_below_steps": (lambda s: stage(s, "base").update(warmup_steps=50), ["field 'warmup_steps'", "fewer"]),
     "empty_stages": (lambda s: s.update(stages=[]), ["field 'stages'", "add a list of stages"]),
     "missing_required_field": (lambda s: stage(s, "r1_zero").pop("task"), ["field 'task'", "required", "add it"]),

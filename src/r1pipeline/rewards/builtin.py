@@ -11,20 +11,22 @@ from r1pipeline.rewards.verify import verify
 
 @register("accuracy")
 def accuracy_reward(completions: list[str], answer: list[str], verifier: list[str] | None = None,
-                    **_) -> list[float]:
+                    **_) -> list[float | None]:
     """1.0 when the completion's final answer matches the reference, else 0.0.
 
     Formula: r = 1[verify(extract_answer(o), reference)]. Source: DeepSeek-R1, "accuracy
     rewards" (rule-based, no neural model, against reward hacking). The answer is read from the
     ``<answer>`` block (or the last ``\\boxed{}``) after the chain of thought; the check is the
-    task's own verifier (column ``verifier``, default exact match).
+    task's own verifier (column ``verifier``, default exact match). Rows whose verifier is
+    ``none`` (general prompts without a reference answer) get None: the reward does not apply.
 
     >>> accuracy_reward(["<think>4*2=8</think><answer>8</answer>", "<answer>3</answer>",
     ...                  "<think><answer>8</answer></think>"], answer=["8", "8", "8"])
     [1.0, 0.0, 0.0]
     """
     kinds = verifier or ["exact"] * len(completions)
-    return [float(verify(extract_answer(c), a, k)) for c, a, k in zip(completions, answer, kinds)]
+    return [None if k == "none" else float(verify(extract_answer(c), a, k))
+            for c, a, k in zip(completions, answer, kinds)]
 
 
 _R1_ZERO_FORMAT = re.compile(
@@ -34,15 +36,45 @@ _R1_ZERO_FORMAT = re.compile(
 )
 
 
+_R1_FORMAT = re.compile(
+    r"^\s*<think>(?:(?!<think>|</think>|<answer>|</answer>).)*</think>"
+    r"(?=.*\S)(?:(?!<think>|</think>).)*$",
+    re.DOTALL,
+)
+_STYLES = {"r1_zero": (_R1_ZERO_FORMAT,), "r1": (_R1_FORMAT,), "any": (_R1_ZERO_FORMAT, _R1_FORMAT)}
+
+
 @register("format")
-def format_reward(completions: list[str], **_) -> list[float]:
-    """1.0 when the completion is exactly ``<think>...</think><answer>...</answer>``, else 0.0.
+class Format:
+    """1.0 when the completion has the output format of ``style``, else 0.0.
 
-    Formula: r = 1[o matches the R1-Zero template, no nested or repeated tags]. Source:
-    DeepSeek-R1, "format rewards" (the reasoning must sit between ``<think>`` and ``</think>``).
+    Styles: ``r1_zero`` is exactly ``<think>...</think><answer>...</answer>`` (R1-Zero's
+    template); ``r1`` is ``<think>...</think>`` followed by a non-empty summary (the R1 output
+    format from the cold start on); ``any`` accepts either. Tags may not nest or repeat inside
+    the reasoning. Source: DeepSeek-R1, "format rewards" (the reasoning must sit between
+    ``<think>`` and ``</think>``).
 
-    >>> format_reward(["<think>a</think><answer>b</answer>", "<answer>b</answer>",
-    ...                "<think>a<think>b</think></think><answer>c</answer>"])
+    >>> f = Format()
+    >>> f(["<think>a</think><answer>b</answer>", "<answer>b</answer>",
+    ...    "<think>a<think>b</think></think><answer>c</answer>"])
     [1.0, 0.0, 0.0]
+    >>> Format("r1")(["<think>a</think>The answer is <answer>4</answer>.", "<think>a</think>  "])
+    [1.0, 0.0]
     """
-    return [1.0 if _R1_ZERO_FORMAT.match(c) else 0.0 for c in completions]
+
+    def __init__(self, style: str = "r1_zero"):
+        if style not in _STYLES:
+            raise ValueError(f"style must be one of {', '.join(_STYLES)}, got {style!r}")
+        self.style = style
+        self._patterns = _STYLES[style]
+        self.__name__ = "format_reward"
+
+    def __call__(self, completions: list[str], **_) -> list[float]:
+        return [1.0 if any(p.match(c) for p in self._patterns) else 0.0 for c in completions]
+
+
+format_reward = Format("r1_zero")
+any_format_reward = Format("any")
+
+# The rest of the library; importing registers it.
+from r1pipeline.rewards import answers, code, language, model, oracle, shaping  # noqa: E402,F401

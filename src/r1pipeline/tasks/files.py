@@ -1,0 +1,252 @@
+"""Tasks from your own files: JSONL (one JSON object a line) or Parquet, chosen by extension.
+
+```yaml
+task:
+  source: jsonl
+  path: data/my_math.jsonl        # .jsonl / .ndjson, or .parquet / .pq
+  question_field: problem          # default "question"
+  answer_field: solution           # default "answer"; a string or a number
+  verifier: numeric                # a kind in rewards.verify.VERIFIERS (default "exact")
+  test_path: data/my_math_test.jsonl   # optional; else a hash split of the questions
+  on_bad_rows: drop                # default "error"
+```
+
+Without ``test_path``, each question goes to ``train`` or ``test`` by a hash of its text
+(``registry.split_of``, about ``test_share`` of them in test). With it, ``path`` is the train
+split and ``test_path`` the test split, and a question found in both is a bad row of the train
+file. ``load(split, n, seed)`` returns ``n`` rows of the split drawn without replacement in a
+seeded order, or all of them when the split has fewer.
+
+Bad data fails before training with a ``DataError`` (a ValueError) that names the file, the
+row (the 1-based line number in JSONL, the 1-based row in Parquet), the column and the fix:
+invalid JSON, a line that is not an object, a missing or null question or answer, a question
+that is not a non-empty string, an answer that is not a string or a number, a Parquet column
+of the wrong type, an empty split. With ``on_bad_rows: drop`` bad rows are skipped instead
+(a wrong column type or an empty split still fails): after ``load``, ``source.dropped`` is the
+number of rows skipped and ``source.drop_reasons`` the first few messages, also logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from r1pipeline.rewards import verify
+from r1pipeline.tasks.registry import SPLITS, TaskSource, register, split_of
+
+log = logging.getLogger(__name__)
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+MAX_REASONS = 20
+_DROP_HINT = " (or set on_bad_rows: drop to skip such rows)"
+
+
+class DataError(ValueError):
+    """Bad task data, named down to the file, row and column, with the fix."""
+
+
+class _BadRow(Exception):
+    """One row's problem (the message names the column); becomes a DataError or a drop."""
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", type(None): "null", bool: "boolean"}.get(
+        type(value), type(value).__name__)
+
+
+def _check_question(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise _BadRow(f"column {field!r} must be a non-empty string, got {_type_name(value)} "
+                      f"{json.dumps(value, default=str)[:40]}")
+    if not value.strip():
+        raise _BadRow(f"column {field!r} is empty; write the question there")
+    return value
+
+
+def _check_answer(value: Any, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _BadRow(f"column {field!r} must be a string or a number, got {_type_name(value)} "
+                      f"{json.dumps(value, default=str)[:40]}; write the reference answer as "
+                      f"text (e.g. \"[1, 2]\")")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _BadRow(f"column {field!r} is {value}, not a usable answer")
+    text = str(value)
+    if not text.strip():
+        raise _BadRow(f"column {field!r} is empty; write the reference answer there")
+    return text
+
+
+@register("jsonl")
+class FileSource(TaskSource):
+    """Question/answer rows from a JSONL or Parquet file (by extension)."""
+
+    path: str
+    question_field: str = "question"
+    answer_field: str = "answer"
+    verifier: str = "exact"
+    test_path: str | None = None
+    test_share: float = Field(0.1, gt=0, lt=1, description="share of questions in test "
+                                                               "(hash split, no test_path)")
+    on_bad_rows: Literal["error", "drop"] = "error"
+    _dropped: int = PrivateAttr(default=0)
+    _reasons: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("path", "test_path")
+    @classmethod
+    def _known_format(cls, v: str | None) -> str | None:
+        if v is not None and not v.lower().endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES):
+            raise ValueError(f"{v}: unknown file type; use a .jsonl/.ndjson (one JSON object a "
+                             f"line) or .parquet file")
+        return v
+
+    @field_validator("verifier")
+    @classmethod
+    def _known_verifier(cls, v: str) -> str:
+        from r1pipeline.tasks import builtin  # noqa: F401  (task modules add verifier kinds)
+
+        if v not in verify.VERIFIERS:
+            known = [k for k in sorted(verify.VERIFIERS) if not k.startswith("rg:")]
+            raise ValueError(f"unknown verifier {v!r}; known: {', '.join(known)}, rg:<dataset>")
+        return v
+
+    def files(self) -> list[str]:
+        return [self.path] + ([self.test_path] if self.test_path else [])
+
+    @property
+    def dropped(self) -> int:
+        """Rows skipped as bad in the last ``load`` (``on_bad_rows: drop``)."""
+        return self._dropped
+
+    @property
+    def drop_reasons(self) -> list[str]:
+        """The first messages about skipped rows in the last ``load``."""
+        return list(self._reasons)
+
+    def load(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self._dropped, self._reasons = 0, []
+        if self.test_path is None:
+            rows = [r for r in self._read(self.path) if split_of(r[1], self.test_share) == split]
+            file = self.path
+        elif split == "test":
+            rows, file = self._read(self.test_path), self.test_path
+        else:
+            rows, file = self._train_without_test(), self.path
+        if self._dropped:
+            log.warning("%s: dropped %d bad rows, first: %s", file, self._dropped, self._reasons[0])
+        if not rows:
+            raise DataError(self._empty_message(split, file))
+        random.Random(seed).shuffle(rows)
+        stem = Path(file).stem
+        return [{"id": f"{stem}:{hashlib.sha256(q.encode()).hexdigest()[:16]}", "question": q,
+                 "answer": a, "verifier": self.verifier} for _, q, a in rows[:n]]
+
+    def _empty_message(self, split: str, file: str) -> str:
+        if self.test_path is None:
+            return (f"{file}: no usable rows for the {split} split (the hash split puts about "
+                    f"{self.test_share:.0%} of the questions in test); add rows, or give a "
+                    f"test_path")
+        return f"{file}: no usable rows for the {split} split; add rows to the file"
+
+    def _train_without_test(self) -> list[tuple[int, str, str]]:
+        test = {q: row for row, q, _ in self._read(self.test_path)}
+        kept = []
+        for row, q, a in self._read(self.path):
+            if q in test:
+                where = f"{self._where(self.test_path)} {test[q]}"
+                self._bad(self.path, row, f"question also in {self.test_path} ({where}); train "
+                                          f"and test must not share questions: remove it from "
+                                          f"one of them")
+                continue
+            kept.append((row, q, a))
+        return kept
+
+    @staticmethod
+    def _where(file: str) -> str:
+        return "line" if file.lower().endswith(JSONL_SUFFIXES) else "row"
+
+    def _bad(self, file: str, row: int, message: str) -> None:
+        text = f"{file}, {self._where(file)} {row}: {message}"
+        if self.on_bad_rows == "error":
+            raise DataError(text + _DROP_HINT)
+        self._dropped += 1
+        if len(self._reasons) < MAX_REASONS:
+            self._reasons.append(text)
+
+    def _read(self, file: str) -> list[tuple[int, str, str]]:
+        """(row number, question, answer) of every good row of ``file``."""
+        if not Path(file).is_file():
+            raise DataError(f"{file}: no such file; check the path (relative paths start from "
+                            f"the directory you run in)")
+        records = (self._jsonl_records(file) if file.lower().endswith(JSONL_SUFFIXES)
+                   else self._parquet_records(file))
+        out = []
+        for row, record in records:
+            try:
+                if not isinstance(record, dict):
+                    raise _BadRow(f"expected a JSON object, got {_type_name(record)}; write "
+                                  f"one object per line, like {{\"{self.question_field}\": ..., "
+                                  f"\"{self.answer_field}\": ...}}")
+                q = self._field(record, self.question_field, "question_field", _check_question)
+                a = self._field(record, self.answer_field, "answer_field", _check_answer)
+            except _BadRow as e:
+                self._bad(file, row, str(e))
+                continue
+            out.append((row, q, a))
+        return out
+
+    @staticmethod
+    def _field(record: dict, field: str, setting: str, check) -> str:
+        if field not in record:
+            keys = ", ".join(map(repr, record)) or "none"
+            raise _BadRow(f"column {field!r} is missing (columns here: {keys}); add it, or set "
+                          f"{setting} to the column that holds it")
+        if record[field] is None:
+            raise _BadRow(f"column {field!r} is null; fill it in")
+        return check(record[field], field)
+
+    def _jsonl_records(self, file: str) -> Iterator[tuple[int, Any]]:
+        with open(file, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield lineno, json.loads(line.rstrip("\r\n"))
+                except json.JSONDecodeError as e:
+                    self._bad(file, lineno, f"invalid JSON ({e.msg}, at character "
+                                            f"{e.pos + 1}); fix the line")
+
+    def _parquet_records(self, file: str) -> Iterator[tuple[int, Any]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(file)
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"{file}: not a readable Parquet file ({e})") from e
+        schema = table.schema
+        checks = ((self.question_field, "question_field", "a string", pa.types.is_string,
+                   pa.types.is_large_string),
+                  (self.answer_field, "answer_field", "a string or number", pa.types.is_string,
+                   pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating))
+        for field, setting, wanted, *ok in checks:
+            if field not in schema.names:
+                raise DataError(f"{file}: column {field!r} is missing (columns: "
+                                f"{', '.join(schema.names)}); set {setting} to the column that "
+                                f"holds it")
+            typ = schema.field(field).type
+            if not any(f(typ) for f in ok):
+                raise DataError(f"{file}: column {field!r} has type {typ}, expected {wanted}; "
+                                f"convert the column or point {setting} at another")
+        cols = [self.question_field, self.answer_field]
+        for i, record in enumerate(table.select(cols).to_pylist(), 1):
+            yield i, record
