@@ -46,6 +46,7 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         set_: Optional[List[str]] = SetOpt,
         only: Optional[str] = typer.Option(None, "--only", help="run just this stage (its inputs must be done)"),
         from_: Optional[str] = typer.Option(None, "--from", help="rerun this stage and every stage after it"),
+        until: Optional[str] = typer.Option(None, "--until", help="run this stage and the stages it needs, no more"),
         out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<spec name>)"),
         report: bool = typer.Option(True, "--report/--no-report", help="write report.md at the end")):
     """Run a pipeline: finished stages are skipped, interrupted ones resume."""
@@ -56,7 +57,7 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     from r1pipeline.pipeline.runner import run_pipeline
 
     try:
-        run_pipeline(s, run_dir, only=only, from_=from_, report=report)
+        run_pipeline(s, run_dir, only=only, from_=from_, report=report, until=until)
     except SpecError as exc:
         for p in exc.problems:
             typer.echo(f"{spec}: {p}", err=True)

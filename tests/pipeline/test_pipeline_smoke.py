@@ -175,3 +175,19 @@ def test_sigkill_mid_stage_resumes_from_its_last_checkpoint(victim: str, tmp_pat
     assert steps == expected, "metrics must read as one uninterrupted run"
     if victim == "r1_zero":
         assert json.loads((run / "r1_zero" / "summary.json").read_text())["resumed_from_step"] >= 2
+
+
+def test_until_runs_a_stage_and_only_what_it_needs(tmp_path: Path):
+    run = tmp_path / "until"
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--until", "r1_zero", "--no-report",
+              "--set", "r1_zero.steps=1", "--set", "base.steps=4")
+    assert "base (pretrain)" in proc.stdout and "r1_zero (grpo)" in proc.stdout
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["base", "r1_zero"]
+
+
+def test_report_states_the_papers_findings(micro_run: Path):
+    text = (micro_run / "report.md").read_text()
+    assert "### The paper's findings, on this run" in text
+    for phrase in ("R1-Zero: pass@1", "Distillation:", "Majority vote", "All-scenario RL: oracle helpfulness"):
+        assert phrase in text
+    assert (micro_run / "all_scenario_rl_curves.png").exists()

@@ -135,3 +135,24 @@ def test_several_problems_are_all_reported(tmp_path: Path):
 def test_shipped_configs_validate_without_torch(name):
     result, stderr = run_cli(["validate", str(CONFIGS / name)])
     assert result == {"code": 0, "torch": False}, stderr
+
+
+def test_a_bad_data_row_fails_validation_naming_file_line_and_column(tmp_path: Path):
+    good = "".join(json.dumps({"question": f"{i}+1", "answer": str(i + 1)}) + "\n" for i in range(60))
+    (tmp_path / "qa.jsonl").write_text('{"question": "1+1", "answer": "2"}\n{"question": "2+2"}\n' + good)
+    spec = mutate(lambda s: stage(s, "evaluate").update(task={"source": "jsonl", "path": "qa.jsonl"}))
+    spec["base_dir"] = str(tmp_path)
+    spec["stages"] = [s for s in spec["stages"] if s["name"] in ("base", "r1_zero", "evaluate")]
+    stage(spec, "evaluate").update(models=["base", "r1_zero"], reward_models={})
+    stage(spec, "evaluate").pop("general_task")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result, stderr = run_cli(["validate", str(path)])
+    assert result["code"] == 2 and not result["torch"], stderr
+    assert "stage 'evaluate', field 'task'" in stderr and "qa.jsonl, line 2" in stderr and "answer" in stderr
+    assert "on_bad_rows: drop" in stderr
+
+    stage(spec, "evaluate")["task"]["on_bad_rows"] = "drop"
+    path.write_text(yaml.safe_dump(spec))
+    result, stderr = run_cli(["validate", str(path)])
+    assert result["code"] == 0, stderr

@@ -80,7 +80,9 @@ def plot_rl(stage: str, metrics: list[dict], out: Path) -> Path | None:
     held = [m for m in metrics if "heldout/accuracy" in m]
     if not train:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    pairs = [(rm, oracle) for rm, oracle in (("helpful", "oracle_helpfulness"), ("harmless", "oracle_harmlessness"))
+             if any(f"rewards/{oracle}_reward/mean" in m for m in train)]
+    fig, axes = plt.subplots(1, 3 + bool(pairs), figsize=(14 + 4.5 * bool(pairs), 3.6))
     steps = [m["step"] for m in train]
     axes[0].plot(steps, [m["reward"] for m in train], label="total", lw=1.5)
     for key in sorted({k for m in train for k in m if k.startswith("rewards/") and k.endswith("/mean")}):
@@ -97,6 +99,8 @@ def plot_rl(stage: str, metrics: list[dict], out: Path) -> Path | None:
     axes[1].set_title("held-out (greedy)")
     axes[2].plot(steps, [m.get("completions/mean_length") for m in train])
     axes[2].set_title("mean completion length (tokens)")
+    if pairs:
+        plot_rm_vs_oracle(axes[3], train, pairs)
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -106,6 +110,64 @@ def plot_rl(stage: str, metrics: list[dict], out: Path) -> Path | None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def plot_rm_vs_oracle(ax, train: list[dict], pairs: list[tuple[str, str]]) -> None:
+    """Reward-model scores (left axis) against the oracle's (right axis): where they part is hacking."""
+    twin = ax.twinx()
+    for (rm, oracle), color in zip(pairs, ("tab:blue", "tab:red")):
+        pts = [(m["step"], m.get(f"rewards/{rm}_reward/mean")) for m in train]
+        pts = [(x, y) for x, y in pts if y is not None and y == y]  # NaN: the reward was gated off
+        if pts:
+            ax.plot(*zip(*pts), color=color, lw=1.2, label=f"RM {rm}")
+        twin.plot([m["step"] for m in train], [m.get(f"rewards/{oracle}_reward/mean") for m in train],
+                  color=color, ls="--", lw=1, label=oracle)
+    ax.set_ylabel("reward-model score")
+    twin.set_ylabel("oracle score")
+    twin.set_ylim(-0.02, 1.02)
+    ax.set_title("reward model vs oracle")
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
+
+
+def findings(summary: dict[str, Any]) -> list[str]:
+    """The paper's findings, checked on this run's evaluation (only where its models exist)."""
+    m = summary.get("models", {})
+    out = []
+
+    def ci(name: str, key: str = "pass@1") -> str:
+        lo, hi = m[name].get(f"{key}_ci", [float("nan")] * 2)
+        return f"{m[name][key]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    def separated(a: str, b: str, key: str = "pass@1") -> bool:
+        return m[b][f"{key}_ci"][0] > m[a][f"{key}_ci"][1]
+
+    if {"base", "r1_zero"} <= set(m):
+        a, b = m["base"], m["r1_zero"]
+        out.append(f"R1-Zero: pass@1 {ci('base')} -> {ci('r1_zero')} "
+                   f"({'non-overlapping' if separated('base', 'r1_zero') else 'overlapping'} 95% CIs); "
+                   f"mean length {a['mean_length']:.1f} -> {b['mean_length']:.1f} tokens "
+                   f"(x{b['mean_length'] / max(a['mean_length'], 1e-9):.2f}); chain-of-thought share "
+                   f"{a['cot_rate']:.2f} -> {b['cot_rate']:.2f}")
+    if {"r1_zero", "reasoning_rl"} <= set(m) and "language_consistency" in m["r1_zero"]:
+        out.append(f"Language consistency of the CoT: R1-Zero {m['r1_zero']['language_consistency']:.3f}, "
+                   f"reasoning RL {m['reasoning_rl']['language_consistency']:.3f} "
+                   f"(pass@1 {m['r1_zero']['pass@1']:.3f} vs {m['reasoning_rl']['pass@1']:.3f})")
+    if {"distill", "student_zero"} <= set(m):
+        out.append(f"Distillation: distilled student pass@1 {ci('distill')} vs the same student by R1-Zero "
+                   f"{ci('student_zero')}: {'distillation wins' if m['distill']['pass@1'] > m['student_zero']['pass@1'] else 'RL wins'}")
+    final = next((n for n in ("all_scenario_rl", "sft", "reasoning_rl", "r1_zero") if n in m), None)
+    if final:
+        f = m[final]
+        out.append(f"Majority vote ({final}): cons@{summary.get('k')} {f['cons@k']:.3f} vs pass@1 {f['pass@1']:.3f}")
+    if {"sft", "all_scenario_rl"} <= set(m) and "oracle_helpfulness" in m["sft"]:
+        a, b = m["sft"], m["all_scenario_rl"]
+        out.append(f"All-scenario RL: oracle helpfulness {a['oracle_helpfulness']:.3f} -> {b['oracle_helpfulness']:.3f}, "
+                   f"harmlessness {a['oracle_harmlessness']:.3f} -> {b['oracle_harmlessness']:.3f}, "
+                   f"reasoning pass@1 {a['pass@1']:.3f} -> {b['pass@1']:.3f} "
+                   f"({100 * (b['pass@1'] - a['pass@1']):+.1f} points)")
+    return out
 
 
 def write_report(run_dir: Path) -> Path:
@@ -129,6 +191,9 @@ def write_report(run_dir: Path) -> Path:
             out += [f"## Evaluation ({s}): k={sm.get('k')} samples per prompt, {sm.get('n_prompts')} held-out "
                     f"prompts, T={sm.get('temperature')}, top-p={sm.get('top_p')}; 95% bootstrap intervals", "",
                     eval_table(sm), ""]
+            found = findings(sm)
+            if found:
+                out += ["### The paper's findings, on this run", ""] + [f"- {line}" for line in found] + [""]
     out += ["## Stages", "", "| stage | kind | status | minutes | headline |", "|---|---|---|---|---|"]
     for s in stages:
         m, sm = manifests[s] or {}, summaries[s] or {}

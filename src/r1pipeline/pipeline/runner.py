@@ -10,7 +10,7 @@ anywhere upstream invalidates everything downstream, and nothing else. Per stage
 * anything else (no manifest, another hash): the stage folder is cleared and the stage runs.
 
 ``--from STAGE`` reruns STAGE and everything after it; ``--only STAGE`` runs just STAGE, whose
-inputs must be done already.
+inputs must be done already; ``--until STAGE`` runs STAGE and only the stages it depends on.
 """
 
 from __future__ import annotations
@@ -66,15 +66,30 @@ def stage_status(run_dir: Path, stage: str, expected_hash: str) -> str:
     return "done" if m.get("status") == "done" else "resumable"
 
 
-def select(spec: Spec, only: str | None, from_: str | None) -> tuple[list[StageConfig], set[str]]:
+def ancestors(spec: Spec, name: str) -> set[str]:
+    """``name`` and every stage it reads from, directly or not."""
+    names, todo, seen = set(spec.stage_names), [name], set()
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo += spec.stage(n).inputs(names)
+    return seen
+
+
+def select(spec: Spec, only: str | None, from_: str | None,
+           until: str | None = None) -> tuple[list[StageConfig], set[str]]:
     """(stages to consider in order, names to rerun even if done)."""
     order = spec.order()
     names = [s.name for s in order]
-    for flag, value in (("--only", only), ("--from", from_)):
+    for flag, value in (("--only", only), ("--from", from_), ("--until", until)):
         if value is not None and value not in names:
             raise SpecError([Problem(None, flag, f"no stage named {value!r}", f"use one of: {', '.join(names)}")])
     if only:
         return [spec.stage(only)], set()
+    if until:
+        keep = ancestors(spec, until)
+        order = [s for s in order if s.name in keep]
     if from_:
         i = names.index(from_)
         return order, set(names[i:])
@@ -148,9 +163,9 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
 
 
 def run_pipeline(spec: Spec, run_dir: Path, only: str | None = None, from_: str | None = None,
-                 report: bool = True, log=print) -> dict[str, str]:
+                 report: bool = True, log=print, until: str | None = None) -> dict[str, str]:
     """Run the spec into ``run_dir``; returns each considered stage's outcome."""
-    stages, force = select(spec, only, from_)
+    stages, force = select(spec, only, from_, until)
     hashes = stage_hashes(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())

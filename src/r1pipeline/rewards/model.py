@@ -33,14 +33,21 @@ class RewardModel:
     first). Source: DeepSeek-R1, all-scenario RL, "for general data, we resort to reward
     models"; TRL scores ``prompt + completion`` the same way for a model passed as a reward.
 
+    ``only_if`` limits the reward to rows whose dataset columns have the given values (e.g.
+    ``{domain: general, harmful: false}``); other rows get None, so a prompt mix can score its
+    reasoning prompts by rules and its general prompts by reward models.
+
     >>> RewardModel(path="my-rm", summary_only=True).summary_only   # nothing loads until called
     True
+    >>> RewardModel(path="x", only_if={"domain": "general"}).applies({"domain": ["general", "reasoning"]}, 2)
+    [True, False]
     """
 
     def __init__(self, path: str, summary_only: bool = False, batch_size: int = 8,
-                 max_length: int = 2048, device: str | None = None):
+                 max_length: int = 2048, device: str | None = None, only_if: dict | None = None):
         if batch_size < 1 or max_length < 1:
             raise ValueError("batch_size and max_length must be >= 1")
+        self.only_if = dict(only_if or {})
         self.path, self.summary_only = str(path), summary_only
         self.batch_size, self.max_length, self.device = batch_size, max_length, device
         self.__name__ = "reward_model_reward"
@@ -84,7 +91,25 @@ class RewardModel:
             return tok.apply_chat_template(messages, tokenize=False)
         return "\n".join(str(m.get("content", "")) for m in messages)
 
-    def __call__(self, completions: list[str], prompts: list | None = None, **_) -> list[float]:
+    def applies(self, columns: dict[str, Any], n: int) -> list[bool]:
+        """Which rows ``only_if`` selects (all rows when it is empty)."""
+        keep = [True] * n
+        for col, want in self.only_if.items():
+            values = columns.get(col)
+            if values is None:
+                raise KeyError(f"reward_model only_if: the dataset has no column {col!r}")
+            keep = [k and v == want for k, v in zip(keep, values)]
+        return keep
+
+    def __call__(self, completions: list[str], prompts: list | None = None, **columns) -> list[float | None]:
+        keep = self.applies(columns, len(completions))
+        if not all(keep):
+            idx = [i for i, k in enumerate(keep) if k]
+            scored = self([completions[i] for i in idx], [prompts[i] for i in idx] if prompts else None) if idx else []
+            out: list[float | None] = [None] * len(completions)
+            for i, v in zip(idx, scored):
+                out[i] = v
+            return out
         if self._model is None:
             self._load()
         import torch

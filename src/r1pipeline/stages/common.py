@@ -41,8 +41,26 @@ def check_task(stage: str, field: str, block: dict[str, Any], spec: "Spec") -> l
         from r1pipeline.pipeline.spec import _validation_problems
 
         return _validation_problems(stage, exc, cls, prefix=f"{field}.")
-    return [Problem(stage, field, f"file not found: {f}", "check the path (relative to the spec file)")
-            for f in src.files() if not spec.path(f).exists()]
+    missing = [Problem(stage, field, f"file not found: {f}", "check the path (relative to the spec file)")
+               for f in src.files() if not spec.path(f).exists()]
+    if missing or not src.files():
+        return missing
+    return check_rows(stage, field, src, spec)
+
+
+def check_rows(stage: str, field: str, src, spec: "Spec") -> list[Problem]:
+    """Read a file-backed source once, so that a bad row fails validation, not a training stage."""
+    from r1pipeline.tasks.files import DataError
+
+    if hasattr(src, "resolve_paths"):
+        src = src.resolve_paths(Path(spec.base_dir))
+    try:
+        for split in ("train", "test"):
+            src.load(split, 1, 0)
+    except DataError as exc:
+        message, _, fix = str(exc).partition("; fix: ")
+        return [Problem(stage, field, message, fix or "fix the row, or set on_bad_rows: drop")]
+    return []
 
 
 def build_task(block: dict[str, Any], spec_base: str):

@@ -127,8 +127,13 @@ def score_model(samples: list[list[dict]], bootstrap: int, seed: int) -> dict[st
         "cot_rate": sum(s["cot"] for s in flat) / n,
         "mean_length": sum(s["n_tokens"] for s in flat) / n,
         "truncated_rate": sum(s["truncated"] for s in flat) / n,
-        "language_consistency": sum(s.get("language", 0.0) for s in flat) / n,
+        # over the samples that have a chain of thought: the language of reasoning, not its presence
+        "language_consistency": _mean([s["language"] for s in flat if s["cot"]]),
     }
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def score_samples(rows: list[dict], completions, language: str = "en") -> list[list[dict]]:
@@ -202,7 +207,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render
 
-    rows = build_task(cfg.task, spec_base).load("test", cfg.n_prompts, ctx.seed)
+    task = build_task(cfg.task, spec_base)
+    rows = task.load("test", cfg.n_prompts, ctx.seed)
     prompts = [render(cfg.template, r["question"]) for r in rows]
     general = build_task(cfg.general_task, spec_base).load("test", cfg.n_general_prompts, ctx.seed) \
         if cfg.general_task else []
@@ -230,4 +236,4 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
                 for s in group:
                     f.write(json.dumps({"model": name, **s}, ensure_ascii=False) + "\n")
     return {"k": cfg.k, "n_prompts": len(rows), "seed": ctx.seed, "temperature": cfg.temperature,
-            "top_p": cfg.top_p, "models": results}
+            "top_p": cfg.top_p, "task_rows_dropped": getattr(task, "dropped", 0), "models": results}

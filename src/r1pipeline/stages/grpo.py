@@ -167,7 +167,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     args.reward_weights = weights
 
     evaluator = HeldOutEval(held_out, cfg.template, tokenizer, cfg.max_completion_length, cfg.eval_every)
-    metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo")
+    metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo", reward_funcs=funcs)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[metrics_cb])
     resume = last_complete_checkpoint(ctx.checkpoint_dir)
@@ -191,6 +191,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         "heldout_accuracy_last": final_eval.get("heldout/accuracy"),
         "heldout_cot_rate_last": final_eval.get("heldout/cot_rate"),
         "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
+        "task_rows_dropped": getattr(task, "dropped", 0),
         "reward_weights": {f.__name__: w for f, w in zip(funcs, weights)},
         "reward_events": {f.__name__: dict(getattr(f, "stats", {})) for f in funcs},
     }

@@ -47,6 +47,10 @@ class LastSteps:
         self.fn, self.start = fn, start
         self.__name__ = getattr(fn, "__name__", "gated_reward")
 
+    @property
+    def stats(self) -> dict[str, int]:
+        return getattr(self.fn, "stats", {})
+
     def __call__(self, completions: list, trainer_state=None, **kw) -> list:
         if trainer_state is not None and trainer_state.global_step < self.start:
             return [None] * len(completions)
@@ -85,8 +89,10 @@ class HeldOutEval:
 class MetricsCallback(TrainerCallback):
     """Writes one line per step to metrics.jsonl: TRL's logged metrics plus held-out checks."""
 
-    def __init__(self, log: MetricsLog, evaluator: HeldOutEval | None = None, label: str = "grpo"):
+    def __init__(self, log: MetricsLog, evaluator: HeldOutEval | None = None, label: str = "grpo",
+                 reward_funcs: list | None = None):
         self.log, self.evaluator, self.label = log, evaluator, label
+        self.reward_funcs = reward_funcs or []
         self._pending: dict[str, float] = {}
         self._bar = None
         self._bar_cm = None
@@ -115,6 +121,10 @@ class MetricsCallback(TrainerCallback):
         record = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         record.update(self._pending)
         self._pending = {}
+        for fn in self.reward_funcs:  # errors, timeouts, skips the guard absorbed (cumulative)
+            for key, value in getattr(fn, "stats", {}).items():
+                if key != "samples" and value:
+                    record[f"reward_events/{fn.__name__}/{key}"] = value
         self.log.log(record)
         if self._bar is not None:
             shown = [f"reward {record.get('reward', float('nan')):.2f}",

@@ -120,6 +120,13 @@ class FileSource(TaskSource):
     def files(self) -> list[str]:
         return [self.path] + ([self.test_path] if self.test_path else [])
 
+    def resolve_paths(self, base: Path) -> "FileSource":
+        """A copy whose relative paths are taken from ``base`` (the spec file's folder)."""
+        def resolve(p: str | None) -> str | None:
+            return p if p is None or Path(p).is_absolute() else str(base / p)
+
+        return self.model_copy(update={"path": resolve(self.path), "test_path": resolve(self.test_path)})
+
     @property
     def dropped(self) -> int:
         """Rows skipped as bad in the last ``load`` (``on_bad_rows: drop``)."""

@@ -28,6 +28,16 @@ class Mix(TaskSource):
             build({k: v for k, v in p.items() if k != "weight"})  # validates the part's settings
         return parts
 
+    def resolve_paths(self, base) -> "Mix":
+        """A copy whose parts' relative file paths are taken from ``base``."""
+        from pathlib import Path
+
+        def part(p: dict[str, Any]) -> dict[str, Any]:
+            return {k: str(Path(base) / v) if k in ("path", "test_path") and v and not Path(v).is_absolute() else v
+                    for k, v in p.items()}
+
+        return self.model_copy(update={"parts": [part(p) for p in self.parts]})
+
     def files(self) -> list[str]:
         return [f for p in self.parts for f in build({k: v for k, v in p.items() if k != "weight"}).files()]
 
