@@ -150,7 +150,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     from r1pipeline.pipeline.rundir import atomic_dir
     from r1pipeline.stages.common import build_task
-    from r1pipeline.stages.rl_support import HeldOutEval, MetricsCallback, last_complete_checkpoint, reward_functions
+    from r1pipeline.stages.rl_support import (HeldOutEval, MetricsCallback, last_complete_checkpoint, reward_functions,
+                                              without_log_printer)
     from r1pipeline.tasks.templates import render
 
     task = build_task(cfg.task, spec_base)
@@ -170,6 +171,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo", reward_funcs=funcs)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[metrics_cb])
+    without_log_printer(trainer)
     resume = last_complete_checkpoint(ctx.checkpoint_dir)
     if resume is not None:
         ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))

@@ -101,7 +101,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         torch.manual_seed(ctx.seed)
 
     model.train()
-    loss_ema = None
+    loss_ema, tokens = None, 0
     with progress_bar(f"{ctx.name}: pretrain", total=cfg.steps, completed=start) as bar:
         for step in range(start, cfg.steps):
             ids, mask, labels = encode_batch(tokenizer, docs[step * cfg.batch_size:(step + 1) * cfg.batch_size],
@@ -115,6 +115,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
+            tokens += int(mask.sum())
             ctx.metrics.log({"step": step + 1, "loss": loss.item(), "lr": lr_at(step, cfg)})
             bar.update(1, description=f"{ctx.name}: pretrain loss {loss_ema:.3f}")
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
@@ -129,4 +130,4 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         tokenizer.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     return {"final_loss": loss_ema, "parameters": n_params, "steps": cfg.steps,
-            "tokens_seen": cfg.steps * cfg.batch_size * cfg.model.max_length}
+            "tokens_seen_this_attempt": tokens}

@@ -121,7 +121,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     from r1pipeline.pipeline.rundir import atomic_dir, write_json
     from r1pipeline.stages.grpo import _has_accelerator
-    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint
+    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint, without_log_printer
 
     train, test = load_pairs(cfg, ctx.seed, spec_base)
     path = ctx.model_path(cfg.init)
@@ -140,6 +140,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer,
                             callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: reward model")])
+    without_log_printer(trainer)
     resume = last_complete_checkpoint(ctx.checkpoint_dir)
     if resume is not None:
         ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))

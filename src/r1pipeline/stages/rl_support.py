@@ -134,6 +134,15 @@ class MetricsCallback(TrainerCallback):
             self._bar.update(1, description=f"{self.label}: " + ", ".join(shown))
 
 
+def without_log_printer(trainer):
+    """Drop the Trainer's dict-per-step printer: MetricsCallback logs and shows progress instead."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
 def last_complete_checkpoint(root: Path) -> Path | None:
     """The newest ``checkpoint-N`` that the Trainer finished writing (its state file is last)."""
     if not root.is_dir():

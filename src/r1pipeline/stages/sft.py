@@ -92,7 +92,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from trl import SFTTrainer
 
     from r1pipeline.pipeline.rundir import atomic_dir
-    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint
+    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint, without_log_printer
 
     rows = load_rows(cfg, ctx, spec_base)
     path = ctx.model_path(cfg.init)
@@ -101,6 +101,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     trainer = SFTTrainer(model=model, args=trl_args(cfg, ctx), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer,
                          callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: sft")])
+    without_log_printer(trainer)
     resume = last_complete_checkpoint(ctx.checkpoint_dir)
     if resume is not None:
         ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))
