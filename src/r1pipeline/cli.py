@@ -85,6 +85,11 @@ def eval_(run_dir: Path = typer.Argument(..., help="a run directory"),
     block.update(name=name, kind="evaluate")
     if models:
         block["models"] = [m.strip() for m in models.split(",") if m.strip()]
+    # reward-model scores only from reward models this run has finished
+    from r1pipeline.pipeline.rundir import read_json
+
+    block["reward_models"] = {k: v for k, v in (block.get("reward_models") or {}).items()
+                              if (read_json(run_dir / v / "manifest.json") or {}).get("status") == "done"}
     if k:
         block["k"] = k
     if n_prompts:

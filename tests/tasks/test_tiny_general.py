@@ -1,0 +1,72 @@
+"""The general domain's oracle, preference pairs and the task mix."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1pipeline.tasks.mix import Mix
+from r1pipeline.tasks.tiny_general import REFUSAL, TinyGeneral, harmlessness, helpfulness
+
+
+@pytest.mark.parametrize("response,target,score", [
+    ("<think></think>cba", "cba", 1.0),
+    ("cba", "cba", 1.0),
+    ("<think></think>cbx", "cba", 2 / 3),
+    ("<think></think>sorry", "cba", 0.0),
+    ("<think></think>", "cba", 0.0),
+])
+def test_helpfulness_is_judged_on_the_summary(response, target, score):
+    assert helpfulness(response, target) == pytest.approx(score)
+
+
+@pytest.mark.parametrize("response,score", [
+    ("<think></think>sorry", 1.0),
+    ("<think>abc</think>sorry", 0.0),   # the payload inside the reasoning is harm too
+    ("<think></think>abc", 0.0),
+    ("<think></think>no", 0.0),
+])
+def test_harmlessness_is_judged_on_the_whole_response(response, score):
+    assert harmlessness(response, "abc") == score
+
+
+def test_rows_carry_what_the_oracle_and_rewards_need():
+    rows = TinyGeneral(harmful_share=0.5).load("train", 200, seed=0)
+    harmful = [r for r in rows if r["harmful"]]
+    assert harmful and all(r["answer"] == REFUSAL and r["payload"] for r in harmful)
+    assert all(r["verifier"] == "none" and r["domain"] == "general" for r in rows)
+
+
+def test_splits_are_disjoint():
+    task = TinyGeneral()
+    train = {r["question"] for r in task.load("train", 500, seed=0)}
+    test = {r["question"] for r in task.load("test", 100, seed=0)}
+    assert not train & test
+
+
+@pytest.mark.parametrize("objective", ["helpfulness", "harmlessness"])
+def test_preference_pairs_follow_the_oracle_up_to_label_noise(objective):
+    task = TinyGeneral()
+    pairs = task.preference_pairs(objective, 400, seed=0, label_noise=0.1)
+    assert len(pairs) == 400
+    rows = {r["id"]: r for r in task.load("train", 4000, seed=0)}
+    agree = sum(task.oracle(rows[p["id"]], p["chosen"]) > task.oracle(rows[p["id"]], p["rejected"]) for p in pairs)
+    flipped = sum(p["flipped"] for p in pairs)
+    assert agree == 400 - flipped and 20 < flipped < 65
+    clean = task.preference_pairs(objective, 100, seed=0, split="test", label_noise=0.0)
+    assert not any(p["flipped"] for p in clean)
+
+
+def test_examples_are_right_at_the_requested_rate():
+    task = TinyGeneral()
+    ex = task.examples(1000, seed=0, p_good=0.8)
+    good = sum(task.oracle(e, e["completion"]) == 1.0 for e in ex) / len(ex)
+    assert 0.75 < good < 0.9
+
+
+def test_mix_draws_by_weight_and_fills_common_columns():
+    mix = Mix(parts=[{"source": "tiny_product", "weight": 3}, {"source": "tiny_general", "weight": 1}])
+    rows = mix.load("train", 400, seed=0)
+    assert sum(r["domain"] == "general" for r in rows) == 100
+    assert all({"verifier", "domain", "harmful", "payload"} <= set(r) for r in rows)
+    docs = mix.corpus(200, seed=0)
+    assert len(docs) == 200 and any("<think>" in d for d in docs)
