@@ -42,3 +42,23 @@ def test_metrics_truncate_after_a_resumed_step_and_skip_a_torn_last_line(tmp_pat
     assert [r["step"] for r in log.read()] == [1, 2, 3, 4, 5]
     log.truncate_after(3)
     assert [r["step"] for r in log.read()] == [1, 2, 3]
+
+
+def test_a_changed_data_file_changes_the_hash_of_the_stages_that_read_it(tmp_path):
+    import yaml
+
+    from r1pipeline.pipeline.runner import stage_hashes
+    from r1pipeline.pipeline.spec import validate_raw
+    from tests.conftest import CONFIGS
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "tiny_cold_start.jsonl").write_text((CONFIGS / "data" / "tiny_cold_start.jsonl").read_text())
+    raw = yaml.safe_load((CONFIGS / "micro.yaml").read_text())
+    before = stage_hashes(validate_raw(raw, base_dir=tmp_path))
+    with (data / "tiny_cold_start.jsonl").open("a") as f:
+        f.write('{"question": "2*3", "answer": "6", "completion": "<think>2*3=6</think><answer>6</answer>"}\n')
+    after = stage_hashes(validate_raw(raw, base_dir=tmp_path))
+    changed = {name for name in before if before[name] != after[name]}
+    assert "cold_start" in changed and "cold_start_sft" in changed
+    assert "base" not in changed and "r1_zero" not in changed

@@ -30,8 +30,21 @@ from r1pipeline.pipeline.spec import Spec, SpecError
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (files over 256 MiB: size and modification time instead)."""
+    st = path.stat()
+    if st.st_size > 256 << 20:
+        return f"size={st.st_size},mtime={st.st_mtime_ns}"
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def stage_hashes(spec: Spec) -> dict[str, str]:
-    """Hash of each stage: kind + result-relevant config + the hashes of the stages it reads."""
+    """Hash of each stage: kind + result-relevant config + the contents of the files it reads
+    + the hashes of the stages it reads."""
     hashes: dict[str, str] = {}
     names = set(spec.stage_names)
     for stage in spec.order():
@@ -39,6 +52,7 @@ def stage_hashes(spec: Spec) -> dict[str, str]:
             "kind": stage.kind,
             "config": stage.hashed_config(),
             "seed": spec.stage_seed(stage),
+            "files": {f: file_digest(spec.path(f)) for f in stage.data_files(names)},
             "inputs": {i: hashes[i] for i in stage.inputs(names)},
         }
         blob = json.dumps(payload, sort_keys=True, default=str).encode()

@@ -67,6 +67,10 @@ class StageConfig(BaseModel):
         """Checks that need the rest of the spec (references, files, divisibility)."""
         return []
 
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        """Local files the stage reads (their contents are part of its hash)."""
+        return []
+
     def hashed_config(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         return {k: v for k, v in data.items() if k not in self.non_result_fields}

@@ -63,6 +63,13 @@ def check_rows(stage: str, field: str, src, spec: "Spec") -> list[Problem]:
     return []
 
 
+def task_files(*blocks: dict[str, Any] | None) -> list[str]:
+    """The local files that task blocks read."""
+    from r1pipeline.tasks import registry
+
+    return [f for b in blocks if b for f in registry.build(b).files()]
+
+
 def build_task(block: dict[str, Any], spec_base: str):
     """The task source of a stage, with relative paths resolved against the spec's folder."""
     from r1pipeline.tasks import registry

@@ -32,7 +32,7 @@ from typing import Any, Literal, Sequence
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import check_model_ref, check_task
+from r1pipeline.stages.common import check_model_ref, check_task, task_files
 
 
 class Config(StageConfig):
@@ -59,6 +59,9 @@ class Config(StageConfig):
     def inputs(self, stage_names: set[str]) -> list[str]:
         refs = [*self.models, *self.reward_models.values()]
         return list(dict.fromkeys(m for m in refs if m in stage_names))
+
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        return task_files(self.task, self.general_task)
 
     def check(self, spec) -> list[Problem]:
         from r1pipeline.tasks.templates import TEMPLATES

@@ -32,7 +32,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_model_ref, check_rewards, check_task, reward_stage_refs
+from r1pipeline.stages.common import (Dtype, check_model_ref, check_rewards, check_task, reward_stage_refs,
+                                      task_files)
 
 
 class Config(StageConfig):
@@ -69,6 +70,9 @@ class Config(StageConfig):
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] * (self.init in stage_names) + reward_stage_refs(self.rewards, stage_names)
+
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        return task_files(self.task)
 
     def check(self, spec) -> list[Problem]:
         from r1pipeline.tasks.templates import TEMPLATES

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from r1pipeline.models.tiny import TinyModelConfig
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_task
+from r1pipeline.stages.common import Dtype, check_task, task_files
 
 
 class Config(StageConfig):
@@ -39,6 +39,9 @@ class Config(StageConfig):
 
     non_result_fields = frozenset({"checkpoint_every"})
     makes_model = True
+
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        return task_files(self.task)
 
     def check(self, spec) -> list[Problem]:
         problems = check_task(self.name, "task", self.task, spec)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_model_ref, check_task
+from r1pipeline.stages.common import Dtype, check_model_ref, check_task, task_files
 
 
 class Pairs(BaseModel):
@@ -48,6 +48,9 @@ class Config(StageConfig):
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] if self.init in stage_names else []
+
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        return ([self.pairs.file] if self.pairs.file else []) + task_files(self.pairs.task)
 
     def check(self, spec) -> list[Problem]:
         problems = check_model_ref(self.name, "init", self.init, spec)

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import check_model_ref, check_task
+from r1pipeline.stages.common import check_model_ref, check_task, task_files
 from r1pipeline.stages.filters import Filters, SampleFilter, rewrite_r1
 
 
@@ -86,6 +86,10 @@ class Config(StageConfig):
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [s.model for s in self.sources if isinstance(s, ModelSource) and s.model in stage_names]
+
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        own = [s.path if isinstance(s, FileSource) else s.exemplars for s in self.sources]
+        return [f for f in own if f] + task_files(self.task, self.non_reasoning.task if self.non_reasoning else None)
 
     def check(self, spec) -> list[Problem]:
         from r1pipeline.tasks.templates import TEMPLATES

@@ -41,6 +41,9 @@ class Config(StageConfig):
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] * (self.init in stage_names) + [d for d in self.data if d in stage_names]
 
+    def data_files(self, stage_names: set[str]) -> list[str]:
+        return [d for d in self.data if d not in stage_names]
+
     def check(self, spec) -> list[Problem]:
         problems = check_model_ref(self.name, "init", self.init, spec)
         for i, d in enumerate(self.data):
