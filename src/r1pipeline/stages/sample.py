@@ -225,4 +225,5 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     return {"offered": len(offered), "kept_reasoning": n_reasoning, "kept_non_reasoning": len(kept) - n_reasoning,
             "rows": len(kept), "rejected": dict(reasons),
             "by_source": {k: dict(v) for k, v in counts.items()},
-            "prompts_with_a_kept_sample": len({r["id"] for r in kept if r["domain"] == "reasoning"})}
+            "prompts_with_a_kept_sample": len({r["id"] for r in kept if r["domain"] == "reasoning"}),
+            "task_rows_dropped": getattr(task, "dropped", 0)}
