@@ -151,8 +151,8 @@ def findings(summary: dict[str, Any]) -> list[str]:
                    f"(x{b['mean_length'] / max(a['mean_length'], 1e-9):.2f}); chain-of-thought share "
                    f"{a['cot_rate']:.2f} -> {b['cot_rate']:.2f}")
     if {"r1_zero", "reasoning_rl"} <= set(m) and "language_consistency" in m["r1_zero"]:
-        out.append(f"Language consistency of the CoT: R1-Zero {m['r1_zero']['language_consistency']:.3f}, "
-                   f"reasoning RL {m['reasoning_rl']['language_consistency']:.3f} "
+        out.append(f"Language consistency of the CoT: R1-Zero {_fmt(m['r1_zero']['language_consistency']) or 'n/a'}, "
+                   f"reasoning RL {_fmt(m['reasoning_rl']['language_consistency']) or 'n/a'} "
                    f"(pass@1 {m['r1_zero']['pass@1']:.3f} vs {m['reasoning_rl']['pass@1']:.3f})")
     if {"distill", "student_zero"} <= set(m):
         out.append(f"Distillation: distilled student pass@1 {ci('distill')} vs the same student by R1-Zero "

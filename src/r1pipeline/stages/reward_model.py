@@ -122,9 +122,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from r1pipeline.pipeline.rundir import atomic_dir, write_json
-    from r1pipeline.stages.grpo import _has_accelerator
-    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint, without_log_printer
+    from r1pipeline.stages.rl_support import MetricsCallback, save_model, train_resumable, trainer_args
 
     train, test = load_pairs(cfg, ctx.seed, spec_base)
     path = ctx.model_path(cfg.init)
@@ -134,25 +132,17 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     rows = [{"chosen": view_text(r["prompt"], r["chosen"], cfg.view),
              "rejected": view_text(r["prompt"], r["rejected"], cfg.view)} for r in train]
     args = RewardConfig(
-        output_dir=str(ctx.checkpoint_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length, lr_scheduler_type="linear",
-        save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2, logging_steps=1,
-        report_to="none", seed=ctx.seed, use_cpu=not _has_accelerator(), bf16=cfg.dtype == "bfloat16",
-        disable_tqdm=True, dataloader_num_workers=0)
+        **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length, lr_scheduler_type="linear")
     accuracy_before = pair_accuracy(model, tokenizer, test, cfg.view)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer,
                             callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: reward model")])
-    without_log_printer(trainer)
-    resume = last_complete_checkpoint(ctx.checkpoint_dir)
-    if resume is not None:
-        ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    resumed = train_resumable(trainer, ctx)
     accuracy = pair_accuracy(trainer.model, tokenizer, test, cfg.view)
-    with atomic_dir(ctx.model_dir) as out:
-        trainer.model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        write_json(out / "r1pipeline_reward.json", {"view": cfg.view, "objective": cfg.pairs.objective})
+    save_model(trainer.model, tokenizer, ctx,
+               extra={"r1pipeline_reward.json": {"view": cfg.view, "objective": cfg.pairs.objective}})
     return {"objective": cfg.pairs.objective, "view": cfg.view, "train_pairs": len(train),
             "test_pairs": len(test), "label_noise": cfg.pairs.label_noise,
-            "heldout_pair_accuracy_before": accuracy_before, "heldout_pair_accuracy": accuracy}
+            "heldout_pair_accuracy_before": accuracy_before, "heldout_pair_accuracy": accuracy,
+            "resumed_from_step": resumed}

@@ -143,6 +143,39 @@ def without_log_printer(trainer):
     return trainer
 
 
+def trainer_args(cfg, ctx) -> dict[str, Any]:
+    """TrainingArguments every stage built on a Trainer shares: checkpoints, logging, seed, device."""
+    import torch
+
+    return dict(output_dir=str(ctx.checkpoint_dir), save_strategy="steps", save_steps=cfg.checkpoint_every,
+                save_total_limit=2, logging_steps=1, report_to="none", seed=ctx.seed, data_seed=ctx.seed,
+                use_cpu=not torch.cuda.is_available(), bf16=cfg.dtype == "bfloat16",
+                disable_tqdm=True,  # MetricsCallback shows one progress bar
+                dataloader_num_workers=0)
+
+
+def train_resumable(trainer, ctx) -> int | None:
+    """Train, continuing from the stage's last complete checkpoint; the step resumed from, if any."""
+    without_log_printer(trainer)
+    resume = last_complete_checkpoint(ctx.checkpoint_dir)
+    step = int(resume.name.split("-")[-1]) if resume else None
+    if step is not None:
+        ctx.metrics.truncate_after(step)  # metrics.jsonl reads as one uninterrupted run
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return step
+
+
+def save_model(model, tokenizer, ctx, extra: dict[str, Any] | None = None) -> None:
+    """The stage's model/ directory, written atomically (plus small JSON sidecar files)."""
+    from r1pipeline.pipeline.rundir import atomic_dir, write_json
+
+    with atomic_dir(ctx.model_dir) as out:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        for name, obj in (extra or {}).items():
+            write_json(out / name, obj)
+
+
 def last_complete_checkpoint(root: Path) -> Path | None:
     """The newest ``checkpoint-N`` that the Trainer finished writing (its state file is last)."""
     if not root.is_dir():

@@ -75,17 +75,14 @@ def load_rows(cfg: Config, ctx: StageContext, spec_base: str) -> list[dict[str, 
 def trl_args(cfg: Config, ctx: StageContext):
     from trl import SFTConfig
 
-    from r1pipeline.stages.grpo import _has_accelerator
+    from r1pipeline.stages.rl_support import trainer_args
 
     return SFTConfig(
-        output_dir=str(ctx.checkpoint_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
         per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,
         max_length=cfg.max_length, completion_only_loss=cfg.completion_only, packing=False,
-        save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
-        logging_steps=1, report_to="none", seed=ctx.seed, data_seed=ctx.seed,
-        use_cpu=not _has_accelerator(), bf16=cfg.dtype == "bfloat16", disable_tqdm=True,
-        dataloader_num_workers=0, shuffle_dataset=True,
+        shuffle_dataset=True,
     )
 
 
@@ -94,8 +91,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
-    from r1pipeline.pipeline.rundir import atomic_dir
-    from r1pipeline.stages.rl_support import MetricsCallback, last_complete_checkpoint, without_log_printer
+    from r1pipeline.stages.rl_support import MetricsCallback, save_model, train_resumable
 
     rows = load_rows(cfg, ctx, spec_base)
     path = ctx.model_path(cfg.init)
@@ -104,16 +100,10 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     trainer = SFTTrainer(model=model, args=trl_args(cfg, ctx), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer,
                          callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: sft")])
-    without_log_printer(trainer)
-    resume = last_complete_checkpoint(ctx.checkpoint_dir)
-    if resume is not None:
-        ctx.metrics.truncate_after(int(resume.name.split("-")[-1]))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    with atomic_dir(ctx.model_dir) as out:
-        trainer.model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+    resumed = train_resumable(trainer, ctx)
+    save_model(trainer.model, tokenizer, ctx)
     history = [r for r in ctx.metrics.read() if "loss" in r]
     return {"rows": len(rows), "epochs": cfg.epochs, "steps": trainer.state.global_step,
             "loss_first": history[0]["loss"] if history else None,
             "loss_last": sum(r["loss"] for r in history[-10:]) / len(history[-10:]) if history else None,
-            "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None}
+            "resumed_from_step": resumed}
