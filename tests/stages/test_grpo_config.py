@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from r1pipeline.stages.base import StageContext
 from r1pipeline.stages.grpo import Config, trl_args
 
@@ -39,3 +41,28 @@ def test_reference_refresh_is_off_without_a_kl_term(tmp_path):
 def test_checkpoint_interval_does_not_change_the_stage_hash():
     assert cfg(checkpoint_every=5).hashed_config() == cfg(checkpoint_every=50).hashed_config()
     assert cfg(learning_rate=1e-4).hashed_config() != cfg().hashed_config()
+
+
+def test_default_engine_keeps_the_stage_hash_other_engines_change_it():
+    assert "engine" not in cfg().hashed_config()
+    assert cfg(engine="hf").hashed_config() == cfg().hashed_config() != cfg(engine="auto").hashed_config()
+
+
+def test_vllm_engine_without_vllm_fails_validation(monkeypatch):
+    from r1pipeline.pipeline.spec import SpecError, load_spec
+    from r1pipeline.rollout import base
+    from tests.conftest import CONFIGS
+
+    monkeypatch.setattr(base, "vllm_available", lambda: False)
+    with pytest.raises(SpecError) as err:
+        load_spec(CONFIGS / "micro.yaml", ["r1_zero.engine=vllm"])
+    assert any(p.field == "engine" and "vllm is not installed" in p.message for p in err.value.problems)
+
+
+def test_rollouts_go_to_trl_by_default_and_to_a_lazy_engine_otherwise(tmp_path):
+    from r1pipeline.rollout.trl_hook import EngineRollout
+    from r1pipeline.stages.grpo import _rollout_hook
+
+    assert _rollout_hook(cfg(), tmp_path, seed=0) is None
+    hook = _rollout_hook(cfg(engine="auto"), tmp_path, seed=0)
+    assert isinstance(hook, EngineRollout) and hook.engine is None  # nothing started before training

@@ -69,8 +69,9 @@ class Config(StageConfig):
     eval_prompts: int = Field(128, ge=0, description="held-out prompts scored greedily every eval_every steps")
     dtype: Dtype = "float32"
     engine: Literal["auto", "hf", "vllm"] = Field(
-        "hf", description="rollouts: hf = TRL's generate on the policy; auto = vLLM if installed, else our "
-                          "HF engine (bf16 where the CPU has it); vllm = vLLM (pip install r1pipeline[vllm])")
+        "hf", description="rollouts: hf = TRL's generate on the policy; auto = vLLM if installed and it "
+                          "takes the model, else our HF engine (bf16 where the CPU has it); "
+                          "vllm = vLLM (pip install r1pipeline[vllm])")
 
     non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts"})
     makes_model = True
@@ -173,9 +174,14 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     evaluator = HeldOutEval(held_out, cfg.template, tokenizer, cfg.max_completion_length, cfg.eval_every)
     metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo", reward_funcs=funcs)
+    rollout = _rollout_hook(cfg, model_path, ctx.seed)  # None: TRL generates on the policy
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[metrics_cb])
-    resumed = train_resumable(trainer, ctx)
+                          processing_class=tokenizer, callbacks=[metrics_cb], rollout_func=rollout)
+    try:
+        resumed = train_resumable(trainer, ctx)
+    finally:
+        if rollout is not None:
+            rollout.close()  # ends a vLLM server and frees its KV cache
     final_eval = evaluator.evaluate(trainer.model)
     save_model(trainer.model, tokenizer, ctx)
     history = ctx.metrics.read()
@@ -206,7 +212,7 @@ def _rollout_hook(cfg: Config, model_path, seed: int):
     from r1pipeline.rollout.trl_hook import EngineRollout
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental
-    kind = resolve_kind(cfg.engine)
+    kind = resolve_kind(cfg.engine, model_path)
     options = {"seed": seed} if kind == "vllm" else {}  # HF takes a seed per call instead
     return EngineRollout(lambda: make_engine(kind, model_path, **options))
 

@@ -1,0 +1,187 @@
+"""Where a GRPO step of SmolLM2-135M-Instruct goes: generation, rewards, log-probs, backward, optimizer, sync.
+
+Run by hand: ``.venv/bin/python bench/grpo_step.py [--engines trl,auto] [--prompts 2 --g 8 --tokens 32]``.
+
+TRL's ``GRPOTrainer`` on SmolLM2 (float32 policy, the R1-Zero prompt on arithmetic questions,
+accuracy + format rewards, ``beta`` 0.001 as in the paper so the reference model runs), one
+optimizer step per generation batch. Each engine (``trl``: TRL's own ``generate`` on the policy;
+``hf``, ``vllm``, ``auto``: our engine of that kind through ``rollout_func``; auto is vLLM when
+installed, else HF in bf16) runs ``--steps`` steps; the last one is reported, split by wrapping
+the trainer's methods:
+
+* generation: ``_generate`` less the weight sync (the engine's ``generate``, or TRL's);
+* weight sync: ``update_weights`` inside our hook (none for ``trl``: it generates with the policy);
+* rewards: ``_calculate_rewards``;
+* ref/old log-probs: ``_get_per_token_logps_and_entropies`` outside autograd (the reference
+  model; old log-probs only when TRL needs them, which it does not at one step per batch);
+* forward: ``compute_loss`` (the policy's log-probs with autograd, and the loss);
+* backward: ``accelerator.backward``; optimizer: gradient clipping + ``optimizer.step``;
+* other: the rest of the step (padding, advantages, logging, callbacks).
+
+The last line is the headline: the generation share under TRL's default and under our engine.
+The machine's other load moves the numbers; the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+QUESTIONS = [("What is 17*23?", "391"), ("What is 4*9*3?", "108"), ("What is 128-59?", "69"),
+             ("What is 3+4*5?", "23"), ("What is 2^10?", "1024"), ("What is 144/12?", "12")]
+PARTS = ["generation", "weight sync", "rewards", "ref/old log-probs", "forward", "backward", "optimizer", "other"]
+
+
+class StepTimes:
+    """Seconds per part for the current optimizer step (reset at each step's start)."""
+
+    def __init__(self):
+        self.current: dict[str, float] = defaultdict(float)
+        self.steps: list[dict[str, float]] = []
+        self._step_start = 0.0
+
+    @contextmanager
+    def part(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.current[name] += time.perf_counter() - t0
+
+    def wrap(self, obj, method: str, part: str, when=lambda: True):
+        orig = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            if not when():
+                return orig(*args, **kwargs)
+            with self.part(part):
+                return orig(*args, **kwargs)
+
+        setattr(obj, method, timed)
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        times = self
+
+        class Timer(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                times.current = defaultdict(float)
+                times._step_start = time.perf_counter()
+
+            def on_pre_optimizer_step(self, args, state, control, **kw):
+                times._opt_start = time.perf_counter()
+
+            def on_optimizer_step(self, args, state, control, **kw):
+                times.current["optimizer"] += time.perf_counter() - times._opt_start
+
+            def on_step_end(self, args, state, control, **kw):
+                times.current["total"] = time.perf_counter() - times._step_start
+                times.steps.append(dict(times.current))
+
+        return Timer()
+
+
+def build_trainer(engine: str, model_path, args, out_dir: str, times: StepTimes):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1pipeline.stages.rl_support import reward_functions
+    from r1pipeline.tasks.templates import render
+
+    rows = [{"prompt": render("r1_zero", q), "answer": a, "verifier": "exact"}
+            for q, a in (QUESTIONS * 4)[:args.prompts * args.steps]]
+    funcs, weights = reward_functions({"accuracy": 1.0, "format": 0.5})
+    n = args.prompts * args.g
+    cfg = GRPOConfig(output_dir=out_dir, max_steps=args.steps, per_device_train_batch_size=n, num_generations=args.g,
+                     max_completion_length=args.tokens, learning_rate=1e-6, beta=0.001, loss_type="dapo",
+                     temperature=1.0, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
+                     disable_tqdm=True, reward_weights=weights, seed=0, shuffle_dataset=False)
+    hook = None
+    if engine != "trl":
+        from r1pipeline.rollout.base import make_engine
+        from r1pipeline.rollout.trl_hook import EngineRollout
+
+        os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
+        hook = EngineRollout(lambda: make_engine(engine, model_path))
+        sync = hook._sync
+
+        def timed_sync(trainer):
+            with times.part("weight sync"):
+                return sync(trainer)
+
+        hook._sync = timed_sync
+    tok = AutoTokenizer.from_pretrained(model_path)
+    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_path), reward_funcs=funcs, args=cfg,
+                          train_dataset=Dataset.from_list(rows), processing_class=tok, rollout_func=hook,
+                          callbacks=[times.callback()])
+    return trainer, hook
+
+
+def instrument(trainer, times: StepTimes) -> None:
+    import torch
+
+    times.wrap(trainer, "_generate", "generation")
+    times.wrap(trainer, "_calculate_rewards", "rewards")
+    times.wrap(trainer, "_get_per_token_logps_and_entropies", "ref/old log-probs",
+               when=lambda: not torch.is_grad_enabled())
+    times.wrap(trainer, "compute_loss", "forward")
+    times.wrap(trainer.accelerator, "backward", "backward")
+    times.wrap(trainer, "_clip_grad_norm", "optimizer")
+
+
+def run_engine(engine: str, model_path, args) -> dict[str, float]:
+    times = StepTimes()
+    with tempfile.TemporaryDirectory() as out:
+        trainer, hook = build_trainer(engine, model_path, args, out, times)
+        instrument(trainer, times)
+        t0 = time.perf_counter()
+        try:
+            trainer.train()
+        finally:
+            if hook is not None:
+                kind = hook.engine.kind if hook.engine is not None else "?"
+                hook.close()
+    label = "trl (TRL's generate)" if engine == "trl" else f"{engine} -> {kind}"
+    totals = ", ".join(f"{s['total']:.1f}" for s in times.steps)
+    print(f"{label}: {args.steps} steps in {time.perf_counter() - t0:.1f} s (engine start included); "
+          f"step totals {totals} s")
+    last = times.steps[-1]
+    last["generation"] -= last.get("weight sync", 0.0)  # the sync runs inside _generate
+    last["other"] = last["total"] - sum(last.get(p, 0.0) for p in PARTS if p != "other")
+    for p in PARTS:
+        v = last.get(p, 0.0)
+        print(f"  {p:>18}: {v:6.2f} s  {100 * v / last['total']:5.1f}%")
+    last["label"] = label
+    return last
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engines", default="trl,auto", help="comma-separated: trl (TRL's generate), hf, vllm, auto")
+    ap.add_argument("--prompts", type=int, default=2, help="distinct prompts per step (default 2)")
+    ap.add_argument("--g", type=int, default=8, help="G, completions per prompt (default 8)")
+    ap.add_argument("--tokens", type=int, default=32, help="max completion length (default 32)")
+    ap.add_argument("--steps", type=int, default=2, help="steps per engine; the last is reported (default 2)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import torch
+
+    from r1pipeline.models.catalog import resolve_model
+
+    path = resolve_model("smollm2-135m-instruct")
+    print(f"SmolLM2-135M-Instruct GRPO: {args.prompts} prompts x G={args.g}, <= {args.tokens} new tokens, "
+          f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+    results = [run_engine(e, path, args) for e in args.engines.split(",")]
+    print(" | ".join(f"{r['label']}: step {r['total']:.1f} s, generation {100 * r['generation'] / r['total']:.0f}%, "
+                     f"sync {100 * r.get('weight sync', 0.0) / r['total']:.0f}%" for r in results))
+
+
+if __name__ == "__main__":
+    main()
