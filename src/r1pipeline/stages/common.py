@@ -149,14 +149,6 @@ def check_rewards(stage: str, rewards: dict[str, Any], spec: "Spec | None" = Non
     return problems
 
 
-def reward_weight_params(value: Any) -> tuple[Any, dict[str, Any]]:
-    """A rewards entry is a weight, or a mapping ``{weight: w, **params}``."""
-    if isinstance(value, dict):
-        params = dict(value)
-        return params.pop("weight", 1.0), params
-    return value, {}
-
-
 def check_model_ref(stage: str, field: str, ref: str, spec: "Spec",
                     needs_model: bool = True) -> list[Problem]:
     """``ref`` is a stage of this spec that makes a model, a known model name, or a local path."""

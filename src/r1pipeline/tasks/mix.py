@@ -25,7 +25,7 @@ class Mix(TaskSource):
         for i, p in enumerate(parts):
             if "source" not in p:
                 raise ValueError(f"parts[{i}] has no 'source'")
-            build({k: v for k, v in p.items() if k != "weight"})  # validates the part's settings
+            _source(p)  # validates the part's settings
         return parts
 
     def resolve_paths(self, base) -> "Mix":
@@ -39,24 +39,26 @@ class Mix(TaskSource):
         return self.model_copy(update={"parts": [part(p) for p in self.parts]})
 
     def files(self) -> list[str]:
-        return [f for p in self.parts for f in build({k: v for k, v in p.items() if k != "weight"}).files()]
+        return [f for p in self.parts for f in _source(p).files()]
 
-    def load(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
+    def _shares(self, n: int) -> list[tuple[TaskSource, int]]:
+        """Each part's source and its share of ``n`` items, in proportion to the weights."""
         weights = [float(p.get("weight", 1.0)) for p in self.parts]
         total = sum(weights)
-        rows = []
-        for p, w in zip(self.parts, weights):
-            src = build({k: v for k, v in p.items() if k != "weight"})
-            rows += [{**DEFAULTS, **r} for r in src.load(split, round(n * w / total), seed)]
+        return [(_source(p), round(n * w / total)) for p, w in zip(self.parts, weights)]
+
+    def load(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
+        rows = [{**DEFAULTS, **r} for src, k in self._shares(n) for r in src.load(split, k, seed)]
         random.Random(f"{seed}-mix-{split}").shuffle(rows)
         return rows
 
     def corpus(self, n: int, seed: int, **kw) -> list[str]:
-        """Pretraining documents from every part that writes a corpus, in proportion, shuffled."""
-        weights = [float(p.get("weight", 1.0)) for p in self.parts]
-        total = sum(weights)
-        docs = []
-        for p, w in zip(self.parts, weights):
-            docs += build({k: v for k, v in p.items() if k != "weight"}).corpus(round(n * w / total), seed, **kw)
+        """Pretraining documents from every part, in proportion, shuffled."""
+        docs = [d for src, k in self._shares(n) for d in src.corpus(k, seed, **kw)]
         random.Random(f"{seed}-mix-corpus").shuffle(docs)
         return docs[:n]
+
+
+def _source(part: dict[str, Any]) -> TaskSource:
+    """The task source of one part (its ``weight`` is the mix's business, not the source's)."""
+    return build({k: v for k, v in part.items() if k != "weight"})
