@@ -1,0 +1,110 @@
+"""The few collective operations the pipeline needs when it runs on several processes.
+
+A multi-process run is started by ``accelerate launch`` (or ``torchrun``), which sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK`` and ``MASTER_ADDR``/``MASTER_PORT`` for every process. Every function
+here also works in a plain single process (world size 1), where collectives are no-ops, so stage
+code calls them unconditionally.
+
+Conventions:
+
+* only the main process (rank 0) writes manifests, summaries, datasets and reports;
+* work is split with :func:`shard` (strided by index) and put back in order with :func:`merge`,
+  so a sharded result is identical to the single-process one whatever the world size.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Sequence, TypeVar
+
+T = TypeVar("T")
+
+# Rank 0 may run a long single-process stage (pretraining) while the others wait at a barrier.
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=6)
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def world_size() -> int:
+    dist = _dist()
+    return dist.get_world_size() if dist else int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    dist = _dist()
+    return dist.get_rank() if dist else int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched_multiprocess() -> bool:
+    """True in a process started by a multi-process launcher (accelerate, torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init() -> None:
+    """Join the process group when launched with several processes (gloo on CPU, NCCL on GPUs)."""
+    if not launched_multiprocess() or _dist():
+        return
+    import torch
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+
+
+def barrier() -> None:
+    dist = _dist()
+    if dist and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def broadcast_object(obj: T, src: int = 0) -> T:
+    """``obj`` as held by rank ``src``, on every rank."""
+    dist = _dist()
+    if not dist or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_object(obj: T) -> list[T]:
+    """Every rank's ``obj``, in rank order, on every rank."""
+    dist = _dist()
+    if not dist or dist.get_world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def shard(items: Sequence[T], rank_: int | None = None, world: int | None = None) -> list[T]:
+    """This rank's share of ``items``: every ``world``-th item from position ``rank``.
+
+    >>> [shard(range(5), r, 2) for r in range(2)]
+    [[0, 2, 4], [1, 3]]
+    """
+    r = rank() if rank_ is None else rank_
+    w = world_size() if world is None else world
+    return list(items)[r::w]
+
+
+def merge(shards: Sequence[Sequence[T]]) -> list[T]:
+    """Undo :func:`shard`: ``shards[r]`` holds items r, r+w, r+2w, ... of the original order.
+
+    >>> merge([[0, 2, 4], [1, 3]])
+    [0, 1, 2, 3, 4]
+    """
+    w = len(shards)
+    total = sum(len(s) for s in shards)
+    return [shards[i % w][i // w] for i in range(total)]
