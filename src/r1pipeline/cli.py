@@ -6,11 +6,15 @@ A spec problem prints one line per problem and exits with status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from r1pipeline.pipeline.launch import Launcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="The DeepSeek-R1 recipe as one resumable pipeline.")
@@ -35,9 +39,18 @@ def _fail(msg: str, code: int = 2):
 
 
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"), set_: Optional[List[str]] = SetOpt):
+def validate(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"), set_: Optional[List[str]] = SetOpt,
+             num_processes: int = typer.Option(1, "--num-processes", min=1,
+                                               help="also check that the batches split over N processes")):
     """Check a spec without loading anything heavy; exit 2 with one line per problem."""
+    from r1pipeline.pipeline.spec import check_processes
+
     s = _load(spec, set_)
+    problems = check_processes(s, num_processes)
+    for p in problems:
+        typer.echo(f"{spec}: {p}", err=True)
+    if problems:
+        raise typer.Exit(2)
     typer.echo(f"ok: {s.name}: {len(s.stages)} stages: {' -> '.join(st.name for st in s.order())}")
 
 
@@ -48,20 +61,70 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         from_: Optional[str] = typer.Option(None, "--from", help="rerun this stage and every stage after it"),
         until: Optional[str] = typer.Option(None, "--until", help="run this stage and the stages it needs, no more"),
         out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<spec name>)"),
-        report: bool = typer.Option(True, "--report/--no-report", help="write report.md at the end")):
+        report: bool = typer.Option(True, "--report/--no-report", help="write report.md at the end"),
+        num_processes: int = typer.Option(1, "--num-processes", min=1,
+                                          help="data-parallel processes (GPUs, or CPU processes with gloo)"),
+        launcher: str = typer.Option("accelerate", "--launcher", help="accelerate or torchrun"),
+        accelerate_config: Optional[Path] = typer.Option(
+            None, "--accelerate-config", help="accelerate config file (DeepSpeed, FSDP, several machines)"),
+        print_launch: bool = typer.Option(False, "--print-launch",
+                                          help="print the multi-process launch command instead of running it")):
     """Run a pipeline: finished stages are skipped, interrupted ones resume."""
-    from r1pipeline.pipeline.spec import SpecError
+    from r1pipeline.pipeline.spec import SpecError, check_processes
 
     s = _load(spec, set_)
     run_dir = out or Path("runs") / s.name
+    if launcher not in ("accelerate", "torchrun"):
+        _fail(f"--launcher {launcher!r}: unknown launcher; fix: use accelerate or torchrun")
+    if print_launch and num_processes == 1:
+        _fail("--print-launch: nothing to launch for one process; fix: add --num-processes N (N > 1)")
+    from r1pipeline import distributed
+
+    launched = distributed.launched_multiprocess()  # True in the processes a launcher started
+    world = int(os.environ["WORLD_SIZE"]) if launched else num_processes
+    if launched and num_processes not in (1, world):
+        _fail(f"--num-processes {num_processes}: this launch has {world} processes; fix: drop --num-processes "
+              "when starting r1 under a launcher yourself")
+    problems = check_processes(s, world)
+    for p in problems:
+        typer.echo(f"{spec}: {p}", err=True)
+    if problems:
+        raise typer.Exit(2)
+    if world > 1 and not launched:
+        options = [*(a for kv in set_ or [] for a in ("--set", kv)),
+                   *(a for flag, v in (("--only", only), ("--from", from_), ("--until", until)) if v
+                     for a in (flag, v)),
+                   *([] if report else ["--no-report"])]
+        _launch(spec, run_dir, num_processes, launcher, accelerate_config, print_launch, options)
+        return
+    distributed.init()  # a no-op in a single process
     from r1pipeline.pipeline.runner import run_pipeline
 
     try:
         run_pipeline(s, run_dir, only=only, from_=from_, report=report, until=until)
     except SpecError as exc:
-        for p in exc.problems:
-            typer.echo(f"{spec}: {p}", err=True)
+        if distributed.is_main():
+            for p in exc.problems:
+                typer.echo(f"{spec}: {p}", err=True)
         raise typer.Exit(2)
+
+
+def _launch(spec: Path, run_dir: Path, n: int, launcher: "Launcher", accelerate_config: Optional[Path],
+            print_only: bool, options: List[str]) -> None:
+    """Start (or print) ``r1 run`` on ``n`` processes; exit with the launch's status."""
+    from r1pipeline.pipeline.launch import cli_target, launch_argv, relaunch, shell_line
+
+    try:
+        argv = launch_argv(n, cli_target(spec, run_dir, options), launcher, accelerate_config)
+    except ValueError as exc:
+        _fail(f"{exc}; fix: drop one of the two options")
+    if print_only:
+        typer.echo(shell_line(argv))
+        return
+    typer.echo(f"[r1] {n} processes: {shell_line(argv)}", err=True)
+    code = relaunch(argv)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("eval")

@@ -49,6 +49,13 @@ def launched_multiprocess() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def device() -> str:
+    """Where this process computes: its own GPU (``cuda:LOCAL_RANK``) when there are GPUs, else the CPU."""
+    import torch
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+
+
 def init() -> None:
     """Join the process group when launched with several processes (gloo on CPU, NCCL on GPUs)."""
     if not launched_multiprocess() or _dist():
@@ -56,10 +63,32 @@ def init() -> None:
     import torch
     import torch.distributed as dist
 
+    _die_with_launcher()
+
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+
+
+def _die_with_launcher() -> None:
+    """Have Linux kill this process when its launcher dies.
+
+    torchrun (and accelerate, which uses it) starts each rank in a session of its own, so a
+    SIGKILL of the launcher's process group, or of the launcher, would leave the ranks training
+    on as orphans next to the run that resumes them.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the launcher died before the call above
+        os._exit(1)
 
 
 def barrier() -> None:

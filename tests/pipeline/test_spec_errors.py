@@ -131,7 +131,14 @@ def test_several_problems_are_all_reported(tmp_path: Path):
     assert len(stderr.strip().splitlines()) == 2
 
 
-@pytest.mark.parametrize("name", ["micro.yaml", "tiny.yaml"])
+SPECS = sorted(p.name for p in CONFIGS.glob("*.yaml"))  # configs/accelerate/ holds launcher configs
+
+
+def test_the_known_specs_are_shipped():
+    assert {"micro.yaml", "tiny.yaml", "smol-gpu.yaml"} <= set(SPECS)
+
+
+@pytest.mark.parametrize("name", SPECS)
 def test_shipped_configs_validate_without_torch(name):
     result, stderr = run_cli(["validate", str(CONFIGS / name)])
     assert result == {"code": 0, "torch": False}, stderr

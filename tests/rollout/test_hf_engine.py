@@ -7,7 +7,7 @@ import torch
 
 from r1pipeline.rollout import base
 from r1pipeline.rollout.base import Completion, make_engine, resolve_kind
-from r1pipeline.rollout.hf import HFEngine, generate
+from r1pipeline.rollout.hf import HFEngine, SeededSampler, generate
 from tests.rollout.helpers import force_token, token_ids
 
 PROMPTS = ["User: 3*4 Assistant: ", "User: 1*2*3 Assistant: <think>"]
@@ -137,3 +137,28 @@ def test_auto_leaves_vllm_for_head_sizes_its_cpu_kernels_lack(monkeypatch, tmp_p
     assert resolve_kind("auto", tmp_path) == "hf"
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 576, "num_attention_heads": 9}))  # 64
     assert resolve_kind("auto", tmp_path) == "vllm"
+
+
+def test_a_sample_does_not_depend_on_its_batch(tiny_dir, policy):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    kw = dict(num_samples=3, max_new_tokens=8, temperature=0.9, top_p=0.9, seed=5)
+    one_by_one = generate(policy, tok, PROMPTS, batch_size=1, **kw)
+    all_at_once = generate(policy, tok, PROMPTS, batch_size=6, **kw)
+    straddling = generate(policy, tok, PROMPTS, batch_size=4, **kw)  # prompt 2's samples in two batches
+    assert token_ids(one_by_one) == token_ids(all_at_once) == token_ids(straddling)
+
+
+@pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (2.0, 0.9), (0.5, 0.8)])
+def test_seeded_sampler_draws_from_the_warped_distribution(temperature, top_p):
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    n = 20_000
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0, float("-inf")]])
+    picked = SeededSampler(range(n), temperature, top_p)(None, logits.repeat(n, 1))
+    assert torch.isinf(picked).sum(-1).eq(4).all(), "one token kept per row"
+    freq = torch.bincount(picked.argmax(-1), minlength=5) / n
+    expected = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, logits)).softmax(-1)[0]
+    assert torch.allclose(freq, expected, atol=0.01)
+    assert freq[expected == 0].sum() == 0, "a token outside top-p (or at -inf) is never drawn"

@@ -1,4 +1,5 @@
-"""Progress bars for long steps (rich), quiet when stdout is not a terminal unless forced."""
+"""Progress bars for long steps (rich); plain lines when stderr is not a terminal; silent on ranks
+other than 0 of a multi-process run (rank 0's bar speaks for all)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Iterator
 
 
 class _Bar:
-    def __init__(self, progress, task_id, total: int, label: str):
+    def __init__(self, progress, task_id, total: int, label: str, silent: bool = False):
         self._p, self._t, self.total, self.label = progress, task_id, total, label
-        self.done, self._last_print = 0, 0.0
+        self.done, self._last_print, self._silent = 0, 0.0, silent
 
     def update(self, n: int = 1, description: str | None = None) -> None:
         self.done += n
+        if self._silent:
+            return
         if self._p is not None:
             self._p.update(self._t, advance=n, description=description or self.label)
         elif time.monotonic() - self._last_print > 10 or self.done >= self.total:
@@ -26,7 +29,10 @@ class _Bar:
 
 @contextlib.contextmanager
 def progress_bar(label: str, total: int, completed: int = 0) -> Iterator[_Bar]:
-    if sys.stderr.isatty() and not os.environ.get("R1_NO_PROGRESS"):
+    from r1pipeline.distributed import is_main
+
+    main = is_main()
+    if main and sys.stderr.isatty() and not os.environ.get("R1_NO_PROGRESS"):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -36,6 +42,6 @@ def progress_bar(label: str, total: int, completed: int = 0) -> Iterator[_Bar]:
             bar.done = completed
             yield bar
     else:
-        bar = _Bar(None, None, total, label)
+        bar = _Bar(None, None, total, label, silent=not main)
         bar.done = completed
         yield bar

@@ -58,10 +58,15 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+def scratch_dir(path: Path) -> Path:
+    """Where ``atomic_dir(path)`` builds the directory before renaming it into place."""
+    return path.with_name(path.name + ".tmp")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a scratch directory that replaces ``path`` only if the block finishes."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = scratch_dir(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:

@@ -11,6 +11,15 @@ anywhere upstream invalidates everything downstream, and nothing else. Per stage
 
 ``--from STAGE`` reruns STAGE and everything after it; ``--only STAGE`` runs just STAGE, whose
 inputs must be done already; ``--until STAGE`` runs STAGE and only the stages it depends on.
+
+On several processes (``r1 run --num-processes N``) every process runs this loop. Rank 0 takes
+the skip/resume decisions and broadcasts them, and it alone writes spec.yaml, manifests,
+summaries and the report. A stage module that sets ``DISTRIBUTED = True`` (sft, grpo,
+reward_model) runs on all ranks, data-parallel; the others run on rank 0 while the rest wait at
+a barrier. If a process dies, the launcher ends the others; without a launcher that does (bare
+``srun`` or ``mpirun`` per rank), the survivors wait up to ``distributed.COLLECTIVE_TIMEOUT``.
+A stage that failed on a rank other than 0 keeps the status ``running`` (rank 0 was ended, not
+told), so the next run resumes it, as after a kill.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from r1pipeline import distributed
 from r1pipeline.pipeline.rundir import MANIFEST, SUMMARY, read_json, write_json, write_text_atomic
 from r1pipeline.pipeline.spec import Spec, SpecError
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
@@ -112,12 +122,14 @@ def select(spec: Spec, only: str | None, from_: str | None,
 
 def _quiet_libraries() -> None:
     """Our progress bars and metrics replace the libraries' per-call bars and log dumps."""
+    import datasets
     import huggingface_hub.utils as hf_utils
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     hf_utils.disable_progress_bars()
+    datasets.disable_progress_bars()  # TRL's dataset preparation (tokenizing, ...)
 
 
 def _seed_everything(seed: int) -> None:
@@ -133,12 +145,12 @@ def _seed_everything(seed: int) -> None:
 
 def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, str], resume: bool,
               log=print) -> dict[str, Any]:
+    """Run one stage: rank 0 clears or keeps its folder and writes its manifest and summary; the
+    stage's code runs on every rank when its module is ``DISTRIBUTED``, else on rank 0 alone."""
     from r1pipeline.stages import module
 
+    main = distributed.is_main()
     stage_dir = run_dir / stage.name
-    if not resume and stage_dir.exists():
-        shutil.rmtree(stage_dir)
-    stage_dir.mkdir(parents=True, exist_ok=True)
     names = set(spec.stage_names)
     inputs = stage.inputs(names)
     seed = spec.stage_seed(stage)
@@ -147,43 +159,61 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         "hash": hashes[stage.name], "inputs": {i: hashes[i] for i in inputs}, "seed": seed,
         "versions": library_versions(), "status": "running",
         "started": datetime.now(timezone.utc).isoformat(), "resumed": resume,
-        "command": " ".join(sys.argv), "attempts": 1,
+        "command": " ".join(sys.argv), "attempts": 1, "processes": distributed.world_size(),
     }
-    previous = read_json(stage_dir / MANIFEST) if resume else None
-    if previous:
-        manifest["attempts"] = previous.get("attempts", 1) + 1
-        manifest["first_started"] = previous.get("first_started", previous.get("started"))
-    write_json(stage_dir / MANIFEST, manifest)
+    if main:
+        _prepare_stage_dir(stage_dir, resume, manifest)
+    distributed.barrier()  # the folder is ready before any rank writes into it
     ctx = StageContext(name=stage.name, dir=stage_dir, run_dir=run_dir, seed=seed,
                        input_dirs={i: run_dir / i for i in inputs}, resume=resume)
     _quiet_libraries()
     _seed_everything(seed)
     t0 = time.time()
+    stage_module = module(stage.kind)
+    runs_here = main or getattr(stage_module, "DISTRIBUTED", False)
     log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
     try:
-        summary = module(stage.kind).run(stage, ctx, spec.base_dir)
+        summary = stage_module.run(stage, ctx, spec.base_dir) if runs_here else {}
     except BaseException as exc:
-        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
-                        ended=datetime.now(timezone.utc).isoformat())
-        write_json(stage_dir / MANIFEST, manifest)
+        if main:
+            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
+                            ended=datetime.now(timezone.utc).isoformat())
+            write_json(stage_dir / MANIFEST, manifest)
         raise
-    write_json(stage_dir / SUMMARY, summary)
-    shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
-    manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
-                    seconds=round(time.time() - t0, 2))
-    write_json(stage_dir / MANIFEST, manifest)
+    distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
+    if main:
+        write_json(stage_dir / SUMMARY, summary)
+        shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
+        manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
+                        seconds=round(time.time() - t0, 2))
+        write_json(stage_dir / MANIFEST, manifest)
     log(f"[r1] {stage.name} done in {time.time() - t0:.1f}s")
     return summary
 
 
-def run_pipeline(spec: Spec, run_dir: Path, only: str | None = None, from_: str | None = None,
-                 report: bool = True, log=print, until: str | None = None) -> dict[str, str]:
-    """Run the spec into ``run_dir``; returns each considered stage's outcome."""
+def _prepare_stage_dir(stage_dir: Path, resume: bool, manifest: dict[str, Any]) -> None:
+    """A fresh stage starts from an empty folder; a resumed one keeps its checkpoints and counts attempts."""
+    if not resume and stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_json(stage_dir / MANIFEST) if resume else None
+    if previous:
+        manifest["attempts"] = previous.get("attempts", 1) + 1
+        manifest["first_started"] = previous.get("first_started", previous.get("started"))
+    write_json(stage_dir / MANIFEST, manifest)
+
+
+Plan = list[tuple[StageConfig, str]]  # (stage, "skip" | "fresh" | "resume") in run order
+
+
+def plan_run(spec: Spec, run_dir: Path, hashes: dict[str, str], only: str | None = None,
+             from_: str | None = None, until: str | None = None) -> Plan:
+    """What each considered stage will do, judged from the manifests on disk.
+
+    Raises SpecError for unknown stage names, and for ``--only`` when the stage's inputs are not done.
+    """
     stages, force = select(spec, only, from_, until)
-    hashes = stage_hashes(spec)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
-    outcome: dict[str, str] = {}
+    plan: Plan = []
     for stage in stages:
         status = stage_status(run_dir, stage.name, hashes[stage.name])
         if only:
@@ -192,14 +222,56 @@ def run_pipeline(spec: Spec, run_dir: Path, only: str | None = None, from_: str 
                     raise SpecError([Problem(stage.name, "inputs", f"input stage {dep!r} has not finished in {run_dir}",
                                              f"run it first (r1 run ... --only {dep}) or drop --only")])
         if status == "done" and stage.name not in force:
+            plan.append((stage, "skip"))
+        else:
+            plan.append((stage, "resume" if status == "resumable" and stage.name not in force else "fresh"))
+    return plan
+
+
+def _agreed_plan(spec: Spec, run_dir: Path, hashes: dict[str, str], **selection: str | None) -> Plan:
+    """Rank 0's plan on every rank, so that all processes skip and resume the same stages."""
+    problems: list[Problem] = []
+    names: list[tuple[str, str]] = []
+    if distributed.is_main():
+        try:
+            names = [(s.name, action) for s, action in plan_run(spec, run_dir, hashes, **selection)]
+        except SpecError as exc:
+            problems = exc.problems
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
+    names, problems = distributed.broadcast_object((names, problems))
+    if problems:
+        raise SpecError(problems)
+    return [(spec.stage(name), action) for name, action in names]
+
+
+def run_pipeline(spec: Spec, run_dir: Path, only: str | None = None, from_: str | None = None,
+                 report: bool = True, log=print, until: str | None = None) -> dict[str, str]:
+    """Run the spec into ``run_dir``; returns each considered stage's outcome.
+
+    On several processes (``distributed.init()`` called before) every process calls this: rank 0
+    decides what to skip and resume and writes every file; only rank 0 logs.
+    """
+    hashes = stage_hashes(spec)
+    plan = _agreed_plan(spec, run_dir, hashes, only=only, from_=from_, until=until)
+    if not distributed.is_main():
+        log = _silent
+    outcome: dict[str, str] = {}
+    for stage, action in plan:
+        if action == "skip":
             log(f"[r1] {stage.name}: done, skipped (hash {hashes[stage.name]})")
             outcome[stage.name] = "skipped"
             continue
-        run_stage(spec, stage, run_dir, hashes, resume=status == "resumable" and stage.name not in force, log=log)
+        run_stage(spec, stage, run_dir, hashes, resume=action == "resume", log=log)
         outcome[stage.name] = "ran"
-    if report:
+    if report and distributed.is_main():
         from r1pipeline.pipeline.report import write_report
 
         path = write_report(run_dir)
         log(f"[r1] report: {path}")
     return outcome
+
+
+def _silent(*_: Any, **__: Any) -> None:
+    """The log of ranks other than 0."""

@@ -221,6 +221,12 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
     return spec
 
 
+def check_processes(spec: Spec, n: int) -> list[Problem]:
+    """Problems with running ``spec`` on ``n`` data-parallel processes: its batch sizes are global,
+    and each process takes ``batch / n``."""
+    return [p for s in spec.stages for p in s.check_processes(n)] if n > 1 else []
+
+
 def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     """Read and validate the spec at ``path`` (relative paths inside it are relative to it)."""
     path = Path(path)

@@ -4,6 +4,15 @@ Left padding, KV cache, batches of prompts x samples; returns for each prompt it
 ``Completion`` records (text decoded without special tokens, generated token ids and count, and
 whether it hit the length limit before the end-of-sequence token).
 
+Sampling draws from one random stream per sequence, seeded from the call's seed, the prompt's
+position and the sample's number (``sequence_seed``, ``SeededSampler``): a completion does not
+depend on the other sequences of its batch, on the batch size, or on which process generates
+it. ``shard=True`` splits the batches over the processes of a multi-process run
+(``r1pipeline.distributed``) and hands every process all completions, equal to what one process
+generates alone, since each batch is generated whole, exactly as one process would (a forward
+pass need not give bit-identical logits for a row in another batch: padding and kernel choice
+move with the batch's shape).
+
 * ``generate(model, tokenizer, prompts, ...)``: one call on a model the caller holds (evaluation,
   sampling, held-out checks during RL);
 * ``HFEngine``: the ``RolloutEngine`` of ``rollout/base.py``: its own copy of the model, in
@@ -14,12 +23,14 @@ whether it hit the length limit before the end-of-sequence token).
 
 from __future__ import annotations
 
+import hashlib
+import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from r1pipeline.rollout.base import Completion, Prompt, default_dtype
 
-__all__ = ["Completion", "HFEngine", "encode", "generate", "generate_ids"]
+__all__ = ["Completion", "HFEngine", "SeededSampler", "encode", "generate", "generate_ids", "sequence_seed"]
 
 
 def encode(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
@@ -54,49 +65,115 @@ def _completion(tokenizer, row: list[int], eos: set[int]) -> Completion:
     return Completion(tokenizer.decode(kept, skip_special_tokens=True), len(kept), end is None, tuple(kept))
 
 
+def sequence_seed(seed: int, prompt: int, sample: int) -> int:
+    """The seed of the random stream of sample ``sample`` of the ``prompt``-th prompt of a call.
+
+    >>> sequence_seed(0, 3, 1) == sequence_seed(0, 3, 1) != sequence_seed(0, 1, 3)
+    True
+    """
+    digest = hashlib.blake2b(f"{seed}:{prompt}:{sample}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class SeededSampler:
+    """A logits processor that draws each row's next token from that row's own random stream.
+
+    HF's own sampling (``torch.multinomial`` on torch's global generator) ties a row's draws to
+    the rows before it in its batch. Here temperature and top-p are HF's own warpers, then each
+    row takes one uniform number per step from its ``random.Random`` (seeded by
+    ``sequence_seed``) and picks its token by inverse CDF; the returned scores keep only the
+    picked token, which ``generate`` in greedy mode then emits. Per step this costs one softmax
+    and one cumulative sum over (B, V), about what ``torch.multinomial`` costs.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float = 1.0, top_p: float = 1.0):
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.streams = [random.Random(s) for s in seeds]
+        self.warpers = ([TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []) + \
+                       ([TopPLogitsWarper(top_p)] if top_p < 1.0 else [])
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        cdf = scores.float().softmax(-1).cumsum(-1)  # (B, V), non-decreasing along V
+        total = cdf[:, -1:]  # (B, 1), 1 up to rounding
+        u = torch.tensor([[s.random()] for s in self.streams], dtype=cdf.dtype, device=cdf.device)
+        # strictly below the total, so that the first entry above it has positive probability
+        target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
+        choice = torch.searchsorted(cdf, target, right=True)  # (B, 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
+
+
 def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: int = 1,
                  temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 64,
-                 batch_size: int = 64, greedy: bool = False, eos_token_ids: Iterable[int] | None = None,
-                 ignore_eos: bool = False, progress=None) -> list[list[Completion]]:
-    """``num_samples`` completions for each tokenized prompt; the caller seeds torch's RNG."""
-    import torch
+                 batch_size: int = 64, greedy: bool = False, seed: int = 0,
+                 eos_token_ids: Iterable[int] | None = None, ignore_eos: bool = False,
+                 shard: bool = False, progress=None) -> list[list[Completion]]:
+    """``num_samples`` completions for each tokenized prompt, prompt order kept.
 
+    Sequences (prompt x sample, prompt-major) go in batches of ``batch_size``. ``shard``: this
+    process generates every world-size-th batch, and every process receives all completions
+    (a collective: every process of the run must call it). Torch's global RNG is not used.
+    """
+    from r1pipeline import distributed
+
+    sequences = [(p, j) for p in range(len(prompt_ids)) for j in range(num_samples)]
+    batches = [sequences[i:i + batch_size] for i in range(0, len(sequences), batch_size)]
+    mine = distributed.shard(batches) if shard else batches
+    eos = set(eos_token_ids) if eos_token_ids is not None else {tokenizer.eos_token_id}
+    # the bar counts every process's sequences: the others advance at about this process's pace
+    scale = len(sequences) / max(1, sum(len(b) for b in mine))
     was_training = model.training
     model.eval()
-    expanded = [p for p in prompt_ids for _ in range(num_samples)]
-    eos = set(eos_token_ids) if eos_token_ids is not None else {tokenizer.eos_token_id}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    out: list[Completion] = []
+    done: list[list[Completion]] = []
+    generated = shown = 0
     try:
-        for i in range(0, len(expanded), batch_size):
-            batch = expanded[i:i + batch_size]
-            input_ids, mask = _left_pad(batch, pad)
-            with torch.inference_mode():
-                gen = model.generate(
-                    input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                    do_sample=not greedy, temperature=None if greedy else temperature,
-                    top_p=None if greedy else top_p, top_k=None, pad_token_id=pad,
-                    eos_token_id=sorted(eos) if len(eos) > 1 else next(iter(eos)),
-                    min_new_tokens=max_new_tokens if ignore_eos else None)
-            new = gen[:, input_ids.shape[1]:]  # (B, T_new)
-            out.extend(_completion(tokenizer, row, eos) for row in new.tolist())
+        for batch in mine:
+            seeds = None if greedy else [sequence_seed(seed, p, j) for p, j in batch]
+            done.append(_generate_batch(model, tokenizer, [prompt_ids[p] for p, _ in batch], seeds,
+                                        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                        eos=eos, ignore_eos=ignore_eos))
+            generated += len(batch)
             if progress is not None:
-                progress.update(len(batch))
+                progress.update(round(generated * scale) - shown)
+                shown = round(generated * scale)
     finally:
         model.train(was_training)
-    return [out[j * num_samples:(j + 1) * num_samples] for j in range(len(prompt_ids))]
+    if shard:
+        done = distributed.merge(distributed.gather_object(done))
+    flat = [c for batch in done for c in batch]
+    return [flat[j * num_samples:(j + 1) * num_samples] for j in range(len(prompt_ids))]
+
+
+def _generate_batch(model, tokenizer, rows: list[list[int]], seeds: list[int] | None, *, temperature: float,
+                    top_p: float, max_new_tokens: int, eos: set[int], ignore_eos: bool) -> list[Completion]:
+    """One completion per row; greedy when ``seeds`` is None, else sampled from each row's stream."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids, mask = _left_pad(rows, pad)
+    with torch.inference_mode():
+        gen = model.generate(
+            input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
+            max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+            logits_processor=LogitsProcessorList([SeededSampler(seeds, temperature, top_p)] if seeds else []),
+            pad_token_id=pad, eos_token_id=sorted(eos) if len(eos) > 1 else next(iter(eos)),
+            min_new_tokens=max_new_tokens if ignore_eos else None)
+    new = gen[:, input_ids.shape[1]:]  # (B, T_new)
+    return [_completion(tokenizer, row, eos) for row in new.tolist()]
 
 
 def generate(model, tokenizer, prompts: list[str], *, num_samples: int = 1, temperature: float = 0.6,
-             top_p: float = 0.95, max_new_tokens: int = 64, batch_size: int = 64,
-             greedy: bool = False, seed: int = 0, progress=None) -> list[list[Completion]]:
-    """``num_samples`` completions for each prompt (prompt order kept); seeds torch's global RNG."""
-    import torch
-
-    torch.manual_seed(seed)
+             top_p: float = 0.95, max_new_tokens: int = 64, batch_size: int = 64, greedy: bool = False,
+             seed: int = 0, shard: bool = False, progress=None) -> list[list[Completion]]:
+    """``num_samples`` completions for each prompt (prompt order kept); see ``generate_ids``."""
     return generate_ids(model, tokenizer, encode(tokenizer, prompts), num_samples=num_samples,
                         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                        batch_size=batch_size, greedy=greedy, progress=progress)
+                        batch_size=batch_size, greedy=greedy, seed=seed, shard=shard, progress=progress)
 
 
 def eos_token_ids(tokenizer, model) -> list[int]:
@@ -133,14 +210,10 @@ class HFEngine:
                  top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
                  ignore_eos: bool = False) -> list[list[Completion]]:
         """Sampled completions; torch's global RNG is left as it was (training keeps its stream)."""
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return generate_ids(self.model, self.tokenizer, encode(self.tokenizer, prompts),
-                                num_samples=num_samples, temperature=temperature, top_p=top_p,
-                                max_new_tokens=max_new_tokens, batch_size=self.batch_size,
-                                eos_token_ids=self.eos_token_ids, ignore_eos=ignore_eos)
+        return generate_ids(self.model, self.tokenizer, encode(self.tokenizer, prompts),
+                            num_samples=num_samples, temperature=temperature, top_p=top_p,
+                            max_new_tokens=max_new_tokens, batch_size=self.batch_size, seed=seed,
+                            eos_token_ids=self.eos_token_ids, ignore_eos=ignore_eos)
 
     def update_weights(self, model) -> None:
         """Copy ``model``'s parameters and buffers in (cast to the engine's dtype)."""

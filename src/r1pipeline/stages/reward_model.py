@@ -18,7 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_model_ref, check_task, task_files
+from r1pipeline.stages.common import Dtype, Lora, check_lora, check_model_ref, check_split, check_task, task_files
+
+DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
 
 class Pairs(BaseModel):
@@ -38,22 +40,27 @@ class Config(StageConfig):
     view: Literal["full", "summary"] = Field("full", description="what the model judges: whole response or summary")
     epochs: float = Field(1.0, gt=0, description="paper: 1")
     learning_rate: float = Field(1e-4, gt=0)
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(32, gt=0, description="pairs per optimizer step, over all processes")
     max_length: int = Field(128, gt=0)
     checkpoint_every: int = Field(100, gt=0)
     dtype: Dtype = "float32"
+    lora: Lora | None = Field(None, description="LoRA adapters on the backbone (merged into the saved model)")
 
     non_result_fields = frozenset({"checkpoint_every"})
+    late_fields = frozenset({"lora"})
     makes_model = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] if self.init in stage_names else []
 
+    def check_processes(self, n: int) -> list[Problem]:
+        return check_split(self.name, "batch_size", self.batch_size, n)
+
     def data_files(self, stage_names: set[str]) -> list[str]:
         return ([self.pairs.file] if self.pairs.file else []) + task_files(self.pairs.task)
 
     def check(self, spec) -> list[Problem]:
-        problems = check_model_ref(self.name, "init", self.init, spec)
+        problems = check_model_ref(self.name, "init", self.init, spec) + check_lora(self.name, self.lora)
         p = self.pairs
         if (p.task is None) == (p.file is None):
             return problems + [Problem(self.name, "pairs", "give exactly one of task or file",
@@ -122,6 +129,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
+    from r1pipeline import distributed
+    from r1pipeline.stages.common import per_process
     from r1pipeline.stages.rl_support import MetricsCallback, save_model, train_resumable, trainer_args
 
     train, test = load_pairs(cfg, ctx.seed, spec_base)
@@ -133,14 +142,16 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
              "rejected": view_text(r["prompt"], r["rejected"], cfg.view)} for r in train]
     args = RewardConfig(
         **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length, lr_scheduler_type="linear")
+        per_device_train_batch_size=per_process(ctx.name, "batch_size", cfg.batch_size, distributed.world_size()),
+        max_length=cfg.max_length, lr_scheduler_type="linear")
     accuracy_before = pair_accuracy(model, tokenizer, test, cfg.view)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer,
+                            peft_config=cfg.lora.peft_config("SEQ_CLS") if cfg.lora else None,
                             callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: reward model")])
     resumed = train_resumable(trainer, ctx)
     accuracy = pair_accuracy(trainer.model, tokenizer, test, cfg.view)
-    save_model(trainer.model, tokenizer, ctx,
+    save_model(trainer, tokenizer, ctx,
                extra={"r1pipeline_reward.json": {"view": cfg.view, "objective": cfg.pairs.objective}})
     return {"objective": cfg.pairs.objective, "view": cfg.view, "train_pairs": len(train),
             "test_pairs": len(test), "label_noise": cfg.pairs.label_noise,

@@ -1,4 +1,9 @@
-"""What the RL stages add around TRL's trainer: reward functions, metrics, held-out checks, resume."""
+"""What the stages add around TRL's trainers: reward functions, metrics, held-out checks, resume, saving.
+
+On several processes every rank runs the trainer (DDP, or DeepSpeed/FSDP under an accelerate
+config); only rank 0 writes metrics and the model directory, and all ranks resume from the
+checkpoint rank 0 picked.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from r1pipeline import distributed
 from r1pipeline.pipeline.rundir import MetricsLog
 from r1pipeline.rewards.parse import has_chain_of_thought
 from r1pipeline.stages.common import reward_uses
@@ -58,7 +64,11 @@ class LastSteps:
 
 
 class HeldOutEval:
-    """Greedy accuracy, format rate, chain-of-thought rate and length on held-out prompts."""
+    """Greedy accuracy, format rate, chain-of-thought rate and length on held-out prompts.
+
+    Every rank evaluates all prompts (the same greedy answers, so the same numbers): a model
+    sharded by ZeRO-3 or FSDP gathers its weights in every forward pass, which all ranks must join.
+    """
 
     def __init__(self, rows: list[dict], template: str, tokenizer, max_new_tokens: int, every: int):
         from r1pipeline.tasks.templates import render
@@ -87,12 +97,17 @@ class HeldOutEval:
 
 
 class MetricsCallback(TrainerCallback):
-    """Writes one line per step to metrics.jsonl: TRL's logged metrics plus held-out checks."""
+    """Writes one line per step to metrics.jsonl: TRL's logged metrics plus held-out checks.
+
+    On several processes, rank 0 alone writes and shows progress; the Trainer has already
+    averaged the logged numbers over the ranks.
+    """
 
     def __init__(self, log: MetricsLog, evaluator: HeldOutEval | None = None, label: str = "grpo",
                  reward_funcs: list | None = None):
         self.log, self.evaluator, self.label = log, evaluator, label
         self.reward_funcs = reward_funcs or []
+        self.main = distributed.is_main()
         self._pending: dict[str, float] = {}
         self._bar = None
         self._bar_cm = None
@@ -101,7 +116,11 @@ class MetricsCallback(TrainerCallback):
         from r1pipeline.pipeline.progress import progress_bar
 
         if state.global_step == 0 and self.evaluator is not None:
-            self.log.log({"step": 0, **self.evaluator.evaluate(model)})
+            record = {"step": 0, **self.evaluator.evaluate(model)}
+            if self.main:
+                self.log.log(record)
+        if not self.main:
+            return
         self._bar_cm = progress_bar(self.label, total=state.max_steps, completed=state.global_step)
         self._bar = self._bar_cm.__enter__()
 
@@ -116,7 +135,7 @@ class MetricsCallback(TrainerCallback):
             self._pending = ev.evaluate(model)
 
     def on_log(self, args, state, control, logs=None, **kw):
-        if not logs or "train_runtime" in logs:
+        if not logs or "train_runtime" in logs or not self.main:
             return
         record = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         record.update(self._pending)
@@ -155,25 +174,54 @@ def trainer_args(cfg, ctx) -> dict[str, Any]:
 
 
 def train_resumable(trainer, ctx) -> int | None:
-    """Train, continuing from the stage's last complete checkpoint; the step resumed from, if any."""
+    """Train, continuing from the stage's last complete checkpoint; the step resumed from, if any.
+
+    Rank 0 picks the checkpoint and every rank resumes from it (the run directory is on a file
+    system all ranks share).
+    """
     without_log_printer(trainer)
-    resume = last_complete_checkpoint(ctx.checkpoint_dir)
+    main = distributed.is_main()
+    resume = distributed.broadcast_object(last_complete_checkpoint(ctx.checkpoint_dir) if main else None)
     step = int(resume.name.split("-")[-1]) if resume else None
-    if step is not None:
+    if step is not None and main:
         ctx.metrics.truncate_after(step)  # metrics.jsonl reads as one uninterrupted run
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return step
 
 
-def save_model(model, tokenizer, ctx, extra: dict[str, Any] | None = None) -> None:
-    """The stage's model/ directory, written atomically (plus small JSON sidecar files)."""
-    from r1pipeline.pipeline.rundir import atomic_dir, write_json
+def save_model(trainer, tokenizer, ctx, extra: dict[str, Any] | None = None) -> None:
+    """The stage's model/ directory: a plain transformers checkpoint (LoRA adapters merged in),
+    written atomically by rank 0, plus small JSON sidecar files.
 
-    with atomic_dir(ctx.model_dir) as out:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        for name, obj in (extra or {}).items():
-            write_json(out / name, obj)
+    Every rank calls it: ``Trainer.save_model`` gathers weights that ZeRO-3 or FSDP sharded, with
+    all ranks taking part, and writes on rank 0. (LoRA is merged on rank 0 from its full copy of
+    the weights, so LoRA under ZeRO-3 or FSDP is not supported.)
+    """
+    import contextlib
+
+    from r1pipeline.pipeline.rundir import atomic_dir, scratch_dir, write_json
+
+    main = distributed.is_main()
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    with atomic_dir(ctx.model_dir) if main else contextlib.nullcontext(scratch_dir(ctx.model_dir)) as out:
+        if is_peft(model):
+            if main:
+                model.merge_and_unload().save_pretrained(out)
+        else:
+            trainer.save_model(str(out))
+        if main:
+            (out / "training_args.bin").unlink(missing_ok=True)  # Trainer.save_model's; not part of a model
+            tokenizer.save_pretrained(out)
+            for name, obj in (extra or {}).items():
+                write_json(out / name, obj)
+    distributed.barrier()  # the model exists for every rank from here on
+
+
+def is_peft(model) -> bool:
+    """Whether ``model`` carries PEFT adapters (without importing peft when it is not installed)."""
+    import sys
+
+    return "peft" in sys.modules and isinstance(model, sys.modules["peft"].PeftModel)
 
 
 def last_complete_checkpoint(root: Path) -> Path | None:

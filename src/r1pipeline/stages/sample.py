@@ -16,6 +16,10 @@ short summary that states the answer. Output: ``data/train.jsonl`` (prompt, comp
 provenance per row: source, prompt id, decision), ``data/rejected.jsonl`` (every dropped sample
 with its reason), and counts per source and per reason in ``summary.json``.
 
+Several processes (``accelerate launch``): every process generates its share of the batches,
+and rank 0 filters and writes; the kept rows are the same as one process's (per-sequence
+sampling seeds, ``rollout/hf.py``).
+
 Departure from the paper: correctness is checked by the rule verifier only (the paper also asks
 a generative judge for some prompts). Run alone: ``r1 run SPEC --only rejection_sampling``.
 """
@@ -29,9 +33,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from r1pipeline import distributed
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 from r1pipeline.stages.common import check_model_ref, check_task, task_files
 from r1pipeline.stages.filters import Filters, SampleFilter, rewrite_r1
+
+DISTRIBUTED = True  # runs on every process of a multi-process run; generation is sharded
 
 
 class ModelSource(BaseModel):
@@ -132,7 +139,8 @@ def few_shot_prefix(exemplars: list[dict[str, Any]], n: int, template: str, rng:
 
 def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_base: str,
                  batch_size: int) -> list[dict[str, Any]]:
-    """k completions per row from ``src.model``, scored for correctness."""
+    """k completions per row from ``src.model``, scored for correctness (a collective: every process
+    calls it; only rank 0 gets the samples back)."""
     from pathlib import Path
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -144,7 +152,7 @@ def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_bas
 
     path = ctx.model_path(src.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).to(distributed.device())
     rng = random.Random(ctx.seed)
     exemplars = read_jsonl(Path(spec_base) / src.exemplars) if src.few_shot else []
     prompts = [(few_shot_prefix(exemplars, src.few_shot, src.template, rng) if src.few_shot else "")
@@ -152,7 +160,9 @@ def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_bas
     with progress_bar(f"{ctx.name}: {src.model}", total=len(prompts) * src.k) as bar:
         groups = generate(model, tokenizer, prompts, num_samples=src.k, temperature=src.temperature,
                           top_p=src.top_p, max_new_tokens=src.max_new_tokens, batch_size=batch_size,
-                          seed=ctx.seed, progress=bar)
+                          seed=ctx.seed, shard=True, progress=bar)
+    if not distributed.is_main():
+        return []  # rank 0 scores and writes
     out = []
     for row, group in zip(rows, groups):
         texts = [c.text for c in group]
@@ -180,6 +190,7 @@ def sample_file(src: FileSource, spec_base: str) -> list[dict[str, Any]]:
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    """Sample, filter, write; on a process other than rank 0, generate its share and return {}."""
     from r1pipeline.pipeline.rundir import atomic_dir
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render
@@ -192,6 +203,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
             offered += sample_model(src, rows, ctx, spec_base, cfg.batch_size)
         else:
             offered += sample_file(src, spec_base)
+    if not distributed.is_main():
+        return {}
 
     filt = SampleFilter(cfg.filters)
     kept, rejected = [], []

@@ -17,7 +17,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_model_ref
+from r1pipeline.stages.common import Dtype, Lora, check_lora, check_model_ref, check_split
+
+DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
 
 class Config(StageConfig):
@@ -29,23 +31,28 @@ class Config(StageConfig):
     learning_rate: float = Field(5e-4, gt=0)
     lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    batch_size: int = Field(64, gt=0, description="sequences per optimizer step")
+    batch_size: int = Field(64, gt=0, description="sequences per optimizer step, over all processes")
     max_length: int = Field(128, gt=0, description="tokens; longer rows are truncated")
     completion_only: bool = Field(True, description="loss on the completion tokens only")
     checkpoint_every: int = Field(50, gt=0)
     dtype: Dtype = "float32"
+    lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model)")
 
     non_result_fields = frozenset({"checkpoint_every"})
+    late_fields = frozenset({"lora"})
     makes_model = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] * (self.init in stage_names) + [d for d in self.data if d in stage_names]
 
+    def check_processes(self, n: int) -> list[Problem]:
+        return check_split(self.name, "batch_size", self.batch_size, n)
+
     def data_files(self, stage_names: set[str]) -> list[str]:
         return [d for d in self.data if d not in stage_names]
 
     def check(self, spec) -> list[Problem]:
-        problems = check_model_ref(self.name, "init", self.init, spec)
+        problems = check_model_ref(self.name, "init", self.init, spec) + check_lora(self.name, self.lora)
         for i, d in enumerate(self.data):
             if d in spec.stage_names:
                 if not spec.stage(d).makes_data:
@@ -75,12 +82,15 @@ def load_rows(cfg: Config, ctx: StageContext, spec_base: str) -> list[dict[str, 
 def trl_args(cfg: Config, ctx: StageContext):
     from trl import SFTConfig
 
+    from r1pipeline import distributed
+    from r1pipeline.stages.common import per_process
     from r1pipeline.stages.rl_support import trainer_args
 
     return SFTConfig(
         **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
-        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,
+        per_device_train_batch_size=per_process(ctx.name, "batch_size", cfg.batch_size, distributed.world_size()),
+        gradient_accumulation_steps=1,
         max_length=cfg.max_length, completion_only_loss=cfg.completion_only, packing=False,
         shuffle_dataset=True,
     )
@@ -99,9 +109,10 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(path)
     trainer = SFTTrainer(model=model, args=trl_args(cfg, ctx), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer,
+                         peft_config=cfg.lora.peft_config("CAUSAL_LM") if cfg.lora else None,
                          callbacks=[MetricsCallback(ctx.metrics, label=f"{ctx.name}: sft")])
     resumed = train_resumable(trainer, ctx)
-    save_model(trainer.model, tokenizer, ctx)
+    save_model(trainer, tokenizer, ctx)
     history = [r for r in ctx.metrics.read() if "loss" in r]
     return {"rows": len(rows), "epochs": cfg.epochs, "steps": trainer.state.global_step,
             "loss_first": history[0]["loss"] if history else None,
