@@ -17,8 +17,10 @@ The contenders run interleaved, one timed call each per repetition, after one wa
 
 Also printed: the rate of a bf16 GEMM (``torch.matmul``, 2048^3) on this CPU as a ceiling, each
 contender's share of it (model FLOPs per token = 2 x parameters + attention), and the cost of
-one ``update_weights`` from a float32 policy. Medians over repetitions; the last line is the
-headline. Other processes on the machine move these numbers: the script prints the load average.
+one ``update_weights`` from a float32 policy. All contenders use torch's thread count (vLLM's
+server is given the same), so the ceiling holds for each. Medians over repetitions; the last
+line is the headline. Other processes on the machine move these numbers: the script prints the
+load average before and after.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def main() -> None:
         from r1pipeline.rollout.vllm_engine import VLLMEngine
 
         t0 = time.perf_counter()
-        engines["vllm"] = VLLMEngine(path, dtype="bfloat16")
+        engines["vllm"] = VLLMEngine(path, dtype="bfloat16", threads=torch.get_num_threads())
         print(f"vLLM engine start: {time.perf_counter() - t0:.1f} s")
     try:
         for name, eng in engines.items():
@@ -161,6 +163,9 @@ def report(runners, engines, baseline, args, peak, n_params: int, context: float
         eng.update_weights(baseline.model)
         print(f"{name:>12}: update_weights from the float32 policy {time.perf_counter() - t0:.2f} s")
     ours = "vllm" if "vllm" in med else "hf-bf16"
+    share = 100 * med[ours] * flops / 1e9 / peak["bf16"]
+    print(f"ceiling: bf16 GEMM {peak['bf16']:.0f} GFLOP/s; {ours} reaches {share:.1f}% of it; "
+          f"load average now {os.getloadavg()[0]:.1f}")
     print(f"rollout: {med[ours] / med['trl-default']:.1f}x HF generate ({ours} {med[ours]:.0f} vs "
           f"{med['trl-default']:.0f} tokens/s)")
 
