@@ -70,3 +70,11 @@ def test_mix_draws_by_weight_and_fills_common_columns():
     assert all({"verifier", "domain", "harmful", "payload"} <= set(r) for r in rows)
     docs = mix.corpus(200, seed=0)
     assert len(docs) == 200 and any("<think>" in d for d in docs)
+
+
+def test_corpus_has_n_documents_even_when_the_domain_is_smaller():
+    small = TinyGeneral(min_len=1, max_len=1)  # 8 letters x 4 ops: a few dozen train prompts
+    docs = small.corpus(500, seed=0)
+    assert len(docs) == 500
+    assert len(set(docs)) < 500  # prompts recur
+    assert all(d.startswith("User: ") for d in docs)

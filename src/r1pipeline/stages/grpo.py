@@ -80,7 +80,11 @@ class Config(StageConfig):
                           "other GPUs ($R1_VLLM_SERVER); vllm-colocate = TRL's vLLM in each training process")
     lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model); not with engine auto/vllm")
 
-    non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts"})
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, more compute "
+                           "(TRL's default is on; worth it for large models on GPUs, not on a CPU)")
+
+    non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts", "gradient_checkpointing"})
     late_fields = frozenset({"engine", "lora"})  # engine: hf, lora: none keep the hash of earlier runs
     makes_model = True
 
@@ -182,6 +186,7 @@ def trl_args(cfg: Config, ctx: StageContext):
         ref_model_mixup_alpha=1.0,  # the paper replaces the reference outright
         reward_weights=None,  # set by the caller, in the order of the reward functions
         shuffle_dataset=True,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         **(grpo_kwargs(cfg.engine) if cfg.engine in TRL_ENGINES else {}),
     )
 

@@ -30,5 +30,10 @@ def render(template: str, question: str) -> str:
 
     >>> render("r1_zero_short", "3*4")
     'User: 3*4 Assistant: '
+    >>> render("r1_zero", "Calculate 3*4.")[-31:]
+    'User: Calculate 3*4. Assistant:'
     """
-    return TEMPLATES[template].format(question=question)
+    text = TEMPLATES[template]
+    if question.rstrip().endswith((".", "?", "!")):  # "User: What is 2+2?. Assistant:" reads badly
+        text = text.replace("{question}.", "{question}")
+    return text.format(question=question)

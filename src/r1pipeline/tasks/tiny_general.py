@@ -116,9 +116,14 @@ class TinyGeneral(TaskSource):
         return [{**r, "completion": self.response(r, rng, p_good)} for r in self.load("train", n, seed)]
 
     def corpus(self, n: int, seed: int, p_good: float = 0.6, **_) -> list[str]:
+        """``n`` pretraining documents over the train prompts; a prompt recurs (with a fresh
+        response) when the domain has fewer than ``n`` of them."""
         from r1pipeline.tasks.templates import render
 
-        return [render("r1_zero_short", e["question"]) + e["completion"] for e in self.examples(n, seed, p_good)]
+        rows = self.load("train", n, seed)
+        rng = random.Random(f"{seed}-general-corpus")
+        return [render("r1_zero_short", r["question"]) + self.response(r, rng, p_good)
+                for r in (rows[i % len(rows)] for i in range(n))]
 
     def oracle(self, row: dict[str, Any], response: str) -> float:
         """Helpfulness for benign prompts, harmlessness for harmful ones."""
