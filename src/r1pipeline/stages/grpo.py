@@ -247,7 +247,9 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 def _rollout_hook(cfg: Config, model_path, seed: int):
     """None (TRL generates: on the policy, or with its own vLLM) for engine hf, vllm-server and
     vllm-colocate; else TRL's rollout_func on our engine."""
-    if cfg.engine in ("hf", "vllm-server", "vllm-colocate"):
+    from r1pipeline.rollout.trl_vllm import TRL_ENGINES
+
+    if cfg.engine == "hf" or cfg.engine in TRL_ENGINES:
         return None
     import os
 
