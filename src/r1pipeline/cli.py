@@ -102,6 +102,7 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
 
     try:
         run_pipeline(s, run_dir, only=only, from_=from_, report=report, until=until)
+        distributed.finish()  # every rank waits for rank 0's report before it exits
     except SpecError as exc:
         if distributed.is_main():
             for p in exc.problems:

@@ -91,6 +91,20 @@ def _die_with_launcher() -> None:
         os._exit(1)
 
 
+def finish() -> None:
+    """Leave the process group together, once rank 0 has written its last file.
+
+    A rank that exits while a peer still works closes its gloo connections under the peer's
+    threads, which can abort the peer ("terminate called without an active exception").
+    """
+    dist = _dist()
+    if not dist:
+        return
+    if dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def barrier() -> None:
     dist = _dist()
     if dist and dist.get_world_size() > 1:
