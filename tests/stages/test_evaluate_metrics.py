@@ -49,3 +49,11 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_prompts():
     large = bootstrap_ci([0.0, 1.0] * 500, n=500, seed=0)
     assert small[0] < 0.5 < small[1]
     assert (large[1] - large[0]) < (small[1] - small[0])
+
+
+def test_a_last_number_task_reads_prose_answers_for_pass_and_majority():
+    rows = [{"id": "q0", "answer": "12", "verifier": "exact", "answer_from": "last_number"}]
+    texts = ["5 + 7 = 12.", "It is 12", "5 + 7 = 13", "<think>12</think><answer>12</answer>"]
+    m = score_model(score_samples(rows, [[Completion(t, 3, False) for t in texts]]), bootstrap=10, seed=0)
+    assert m["pass@1"] == 0.75 and m["cons@k"] == 1.0
+    assert m["format_rate"] == 0.25  # the format is still the R1 one: reading prose does not make it formatted

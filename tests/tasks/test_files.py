@@ -36,7 +36,7 @@ def test_hash_split_is_disjoint_complete_and_matches_split_of(good):
     assert len(train) + len(test) == 200
     assert not {r["question"] for r in train} & {r["question"] for r in test}
     assert all(split_of(r["question"]) == "test" for r in test)
-    assert train[0].keys() == {"id", "question", "answer", "verifier"}
+    assert train[0].keys() == {"id", "question", "answer", "verifier", "answer_from"}
     assert {r["verifier"] for r in train} == {"numeric"} and train[0]["answer"].isdigit()
 
 

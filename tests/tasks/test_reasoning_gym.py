@@ -29,7 +29,7 @@ def splits(source):
 
 def test_rows_have_the_registry_columns(splits):
     for row in splits[0] + splits[1]:
-        assert set(row) == {"id", "question", "answer", "verifier"}
+        assert set(row) == {"id", "question", "answer", "verifier", "answer_from"}
         assert row["verifier"] in VERIFIERS and row["id"].startswith(row["verifier"])
 
 
@@ -137,3 +137,11 @@ def test_dataset_with_a_broken_scorer_is_refused():
     with pytest.raises(ValidationError, match="'game_of_life_halting' cannot be used: its scorer "
                                               "gives 1.0 to any non-empty answer"):
         ReasoningGymSource(datasets={"game_of_life_halting": {}})
+
+
+def test_answer_from_is_a_column_of_every_row_and_is_validated():
+    src = ReasoningGymSource(datasets={"basic_arithmetic": {"min_terms": 2, "max_terms": 2}},
+                             answer_from="last_number")
+    assert {r["answer_from"] for r in src.load("test", 5, seed=0)} == {"last_number"}
+    with pytest.raises(ValueError, match="answer_from"):
+        ReasoningGymSource(datasets={"basic_arithmetic": {}}, answer_from="first_number")

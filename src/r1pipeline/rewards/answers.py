@@ -12,7 +12,7 @@ the sample is left out, never a free 1.0.
 
 from __future__ import annotations
 
-from r1pipeline.rewards.parse import extract_answer
+from r1pipeline.rewards.parse import read_answer
 from r1pipeline.rewards.registry import register
 from r1pipeline.rewards.verify import numeric, parse_math_reference, verify
 
@@ -21,7 +21,8 @@ def _is_number(text: str) -> bool:
     return numeric(text, text)
 
 
-def check_answer(completion: str, reference: str | None, kind: str = "exact") -> bool | None:
+def check_answer(completion: str, reference: str | None, kind: str = "exact",
+                 answer_from: str = "tags") -> bool | None:
     """Whether the completion's final answer matches ``reference`` under verifier ``kind``;
     None when the reference cannot be checked against (unparseable for ``math``, not a
     number for ``numeric``, missing, or kind ``none``).
@@ -38,7 +39,7 @@ def check_answer(completion: str, reference: str | None, kind: str = "exact") ->
         return None
     if kind == "numeric" and not _is_number(reference):
         return None
-    return verify(extract_answer(completion), reference, kind)
+    return verify(read_answer(completion, answer_from), reference, kind)
 
 
 def _scores(completions: list[str], answer: list[str], kind: str) -> list[float | None]:

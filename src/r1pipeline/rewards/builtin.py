@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import re
 
-from r1pipeline.rewards.parse import extract_answer
+from r1pipeline.rewards.parse import read_answer
 from r1pipeline.rewards.registry import register
 from r1pipeline.rewards.verify import verify
 
 
 @register("accuracy")
 def accuracy_reward(completions: list[str], answer: list[str], verifier: list[str] | None = None,
-                    **_) -> list[float | None]:
+                    answer_from: list[str] | None = None, **_) -> list[float | None]:
     """1.0 when the completion's final answer matches the reference, else 0.0.
 
     Formula: r = 1[verify(extract_answer(o), reference)]. Source: DeepSeek-R1, "accuracy
     rewards" (rule-based, no neural model, against reward hacking). The answer is read from the
-    ``<answer>`` block (or the last ``\\boxed{}``) after the chain of thought; the check is the
-    task's own verifier (column ``verifier``, default exact match). Rows whose verifier is
-    ``none`` (general prompts without a reference answer) get None: the reward does not apply.
+    ``<answer>`` block (or the last ``\\boxed{}``) after the chain of thought, or as the task says
+    (column ``answer_from``: ``last_number`` falls back to the last number, ``parse.read_answer``);
+    the check is the task's own verifier (column ``verifier``, default exact match). Rows whose
+    verifier is ``none`` (general prompts without a reference answer) get None: the reward does
+    not apply.
 
     >>> accuracy_reward(["<think>4*2=8</think><answer>8</answer>", "<answer>3</answer>",
     ...                  "<think><answer>8</answer></think>"], answer=["8", "8", "8"])
     [1.0, 0.0, 0.0]
+    >>> accuracy_reward(["4*2 is 8.", "4*2 is 8."], answer=["8", "8"], answer_from=["tags", "last_number"])
+    [0.0, 1.0]
     """
-    kinds = verifier or ["exact"] * len(completions)
-    return [None if k == "none" else float(verify(extract_answer(c), a, k))
-            for c, a, k in zip(completions, answer, kinds)]
+    n = len(completions)
+    kinds, reads = verifier or ["exact"] * n, answer_from or ["tags"] * n
+    return [None if k == "none" else float(verify(read_answer(c, r), a, k))
+            for c, a, k, r in zip(completions, answer, kinds, reads)]
 
 
 _R1_ZERO_FORMAT = re.compile(

@@ -16,6 +16,8 @@ TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _BOXED_RE = re.compile(r"\\boxed\{")
+_NUMBER_RE = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?")
+ANSWER_FROM = ("tags", "last_number")  # how a task's answers are read: see read_answer
 
 
 def split_think(text: str) -> tuple[str | None, str]:
@@ -55,6 +57,36 @@ def extract_answer(text: str) -> str | None:
     if found:
         return found[-1].strip()
     return last_boxed(rest)
+
+
+def read_answer(text: str, answer_from: str = "tags") -> str | None:
+    """The final answer of a completion as the task reads it (a row's ``answer_from`` column).
+
+    ``tags`` (the default, the paper's rule): ``extract_answer``. ``last_number``: the tagged or
+    boxed answer when there is one, else the last number after the chain of thought (commas of
+    thousands dropped). It serves a pretrained chat model that answers in prose and almost never
+    writes tags unprompted (SmolLM2: bench/smol_prompts.py), so that R1-Zero has a reward to learn
+    from before the format reward is earned.
+
+    >>> read_answer("5 + 7 = 12, so the answer is 12.", "last_number")
+    '12'
+    >>> read_answer("<think>2+2 is 4</think> The total is -1,250 apples.", "last_number")
+    '-1250'
+    >>> read_answer("<think>12</think><answer>13</answer> (not 14)", "last_number")
+    '13'
+    >>> read_answer("5 + 7 = 12", "tags") is None
+    True
+    """
+    if answer_from == "tags":
+        return extract_answer(text)
+    if answer_from != "last_number":
+        raise ValueError(f"answer_from must be one of {', '.join(ANSWER_FROM)}, got {answer_from!r}")
+    found = extract_answer(text)
+    if found is not None:
+        return found
+    _, rest = split_think(text)
+    numbers = _NUMBER_RE.findall(rest)
+    return numbers[-1].replace(",", "") if numbers else None
 
 
 def last_boxed(text: str) -> str | None:

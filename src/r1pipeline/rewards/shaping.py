@@ -89,13 +89,15 @@ class CosineLength:
         self.__name__ = "cosine_length_reward"
 
     def __call__(self, completions: list[str], answer: list[str], verifier: list[str] | None = None,
-                 completion_ids: list | None = None, **_) -> list[float | None]:
+                 completion_ids: list | None = None, answer_from: list[str] | None = None,
+                 **_) -> list[float | None]:
         lengths = _lengths(completions, completion_ids, self.unit)
         n = len(completions)
         kinds = [self.verifier] * n if self.verifier else verifier or ["exact"] * n
+        reads = answer_from or ["tags"] * n
         out = []
-        for c, a, k, n in zip(completions, answer, kinds, lengths, strict=True):
-            ok = check_answer(c, a, k)
+        for c, a, k, r, n in zip(completions, answer, kinds, reads, lengths, strict=True):
+            ok = check_answer(c, a, k, r)
             if ok is None:
                 out.append(None)
                 continue

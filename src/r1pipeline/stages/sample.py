@@ -167,7 +167,8 @@ def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_bas
     for row, group in zip(rows, groups):
         texts = [c.text for c in group]
         correct = accuracy_reward(texts, answer=[row["answer"]] * len(texts),
-                                  verifier=[row.get("verifier", "exact")] * len(texts))
+                                  verifier=[row.get("verifier", "exact")] * len(texts),
+                                  answer_from=[row.get("answer_from", "tags")] * len(texts))
         out += [{"source": src.model, "prompt_id": row["id"], "question": row["question"], "answer": row["answer"],
                  "completion": c.text, "truncated": c.truncated, "correct": bool(ok)}
                 for c, ok in zip(group, correct)]

@@ -7,6 +7,7 @@ task:
   question_field: problem          # default "question"
   answer_field: solution           # default "answer"; a string or a number
   verifier: numeric                # a kind in rewards.verify.VERIFIERS (default "exact")
+  answer_from: last_number         # default "tags": <answer> or \boxed{}; rewards/parse.py
   test_path: data/my_math_test.jsonl   # optional; else a hash split of the questions
   on_bad_rows: drop                # default "error"
 ```
@@ -92,6 +93,8 @@ class FileSource(TaskSource):
     question_field: str = "question"
     answer_field: str = "answer"
     verifier: str = "exact"
+    answer_from: Literal["tags", "last_number"] = Field(
+        "tags", description="where answers are read: tags (the paper) or last_number (a chat model's prose)")
     test_path: str | None = None
     test_share: float = Field(0.1, gt=0, lt=1, description="share of questions in test "
                                                                "(hash split, no test_path)")
@@ -155,7 +158,7 @@ class FileSource(TaskSource):
         random.Random(seed).shuffle(rows)
         stem = Path(file).stem
         return [{"id": f"{stem}:{hashlib.sha256(q.encode()).hexdigest()[:16]}", "question": q,
-                 "answer": a, "verifier": self.verifier} for _, q, a in rows[:n]]
+                 "answer": a, "verifier": self.verifier, "answer_from": self.answer_from} for _, q, a in rows[:n]]
 
     def _empty_message(self, split: str, file: str) -> str:
         if self.test_path is None:

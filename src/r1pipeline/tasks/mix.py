@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from r1pipeline.tasks.registry import TaskSource, build, register
 
 # Columns every row of a mix has, so that rows of different sources fit one dataset.
-DEFAULTS = {"verifier": "exact", "domain": "reasoning", "harmful": False, "payload": ""}
+DEFAULTS = {"verifier": "exact", "answer_from": "tags", "domain": "reasoning", "harmful": False, "payload": ""}
 
 
 @register("mix")

@@ -47,9 +47,9 @@ import random
 import re
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from r1pipeline.rewards import verify
 from r1pipeline.tasks.registry import SPLITS, TaskSource, register, split_of
@@ -228,6 +228,8 @@ class ReasoningGymSource(TaskSource):
 
     datasets: dict[str, dict[str, Any]]
     weights: dict[str, float] | None = None
+    answer_from: Literal["tags", "last_number"] = Field(
+        "tags", description="where answers are read: tags (the paper) or last_number (a chat model's prose)")
     _dropped: int = PrivateAttr(default=0)
 
     @field_validator("datasets")
@@ -305,7 +307,7 @@ class ReasoningGymSource(TaskSource):
                 continue
             qid = hashlib.sha256(f"{name}\n{question}".encode()).hexdigest()[:16]
             rows.append({"id": f"rg:{name}:{qid}", "question": question, "answer": answer,
-                         "verifier": kind})
+                         "verifier": kind, "answer_from": self.answer_from})
             if len(rows) == k:
                 self._dropped += dropped
                 return rows

@@ -8,6 +8,8 @@ columns every stage relies on:
 * ``question``: the user's prompt text, without any template
 * ``answer``: the reference answer as a string
 * ``verifier``: which checker in ``r1pipeline.rewards.verify`` judges an answer (``exact``...)
+* ``answer_from`` (optional, default ``tags``): where the answer is read, ``tags`` or
+  ``last_number`` (``rewards.parse.read_answer``); sources with numeric answers offer it as a setting
 
 ``split`` is ``train`` or ``test``; the two never share a question.
 """
