@@ -191,3 +191,26 @@ def test_report_states_the_papers_findings(micro_run: Path):
     for phrase in ("R1-Zero: pass@1", "Distillation:", "Majority vote", "All-scenario RL: oracle helpfulness"):
         assert phrase in text
     assert (micro_run / "all_scenario_rl_curves.png").exists()
+
+
+def test_micro_batches_accumulate_to_the_same_grpo_update(micro_run: Path, tmp_path: Path):
+    """micro_batch_size splits each optimizer step into accumulated micro-steps: same losses, same
+    weights (a length-shaped reward, so that the tiny policy's advantages are not all zero)."""
+    from safetensors.torch import load_file
+
+    models = {}
+    for micro in (None, 4):  # 16 completions per optimizer step: one pass, or four of 4
+        out = tmp_path / f"micro-{micro}"
+        shutil.copytree(micro_run, out)
+        extra = ["--set", f"r1_zero.micro_batch_size={micro}"] if micro else []
+        r1("run", str(CONFIGS / "micro.yaml"), "--out", str(out), "--from", "r1_zero", "--until", "r1_zero",
+           "--no-report", "--set", "r1_zero.rewards={cosine_length: 1.0}", *extra)
+        losses = [m["loss"] for m in map(json.loads, (out / "r1_zero" / "metrics.jsonl").read_text().splitlines())
+                  if "loss" in m]
+        models[micro] = (losses, load_file(out / "r1_zero" / "model" / "model.safetensors"))
+    (one, w1), (acc, w4) = models[None], models[4]
+    base = load_file(micro_run / "base" / "model" / "model.safetensors")
+    assert len(one) == MICRO["stages"][1]["steps"] and one == pytest.approx(acc, rel=1e-5, abs=1e-7)
+    moved = max((w1[k] - base[k]).abs().max().item() for k in w1)
+    assert moved > 1e-5  # the step did something
+    assert max((w1[k] - w4[k]).abs().max().item() for k in w1) < moved * 1e-2

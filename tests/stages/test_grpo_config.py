@@ -66,3 +66,15 @@ def test_rollouts_go_to_trl_by_default_and_to_a_lazy_engine_otherwise(tmp_path):
     assert _rollout_hook(cfg(), tmp_path, seed=0) is None
     hook = _rollout_hook(cfg(engine="auto"), tmp_path, seed=0)
     assert isinstance(hook, EngineRollout) and hook.engine is None  # nothing started before training
+
+
+def test_micro_batches_become_accumulation_steps(tmp_path):
+    args = trl_args(cfg(generation_batch_size=64, num_generations=8, mini_batches=2, micro_batch_size=8), ctx(tmp_path))
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps, args.steps_per_generation) == (8, 4, 8)
+    assert args.generation_batch_size == 64
+    assert cfg(micro_batch_size=8).hashed_config() == cfg().hashed_config()  # same update: not a result field
+
+
+def test_a_micro_batch_that_does_not_divide_the_step_is_named_with_a_fix():
+    (p,) = cfg(generation_batch_size=64, mini_batches=2, micro_batch_size=12).check_processes(1)
+    assert p.field == "micro_batch_size" and "e.g. 8" in p.fix

@@ -51,3 +51,37 @@ def test_every_reward_is_guarded_and_counts_its_events():
     assert all(hasattr(f, "stats") for f in funcs)
     funcs[0](["<answer>1</answer>"] * 2, answer=["1", "2"])
     assert funcs[0].stats["samples"] == 2
+
+
+def test_scoring_only_completion_tokens_on_cpu_gives_the_same_log_probs_and_gradients():
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    from r1pipeline.models.tiny import TinyModelConfig, build_model, build_tokenizer
+    from r1pipeline.stages import rl_support
+
+    model = build_model(TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                                        max_length=64), build_tokenizer(), seed=0)
+    trl_utils.add_fused_lm_head(model, temperature=0.7)
+    ids = torch.randint(3, 30, (3, 20))
+    labels = ids.clone()
+    labels[:, :12] = -100  # the prompt
+    labels[0, 17:] = -100  # a shorter completion, padded
+
+    def run():
+        model.zero_grad()
+        lp = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs
+        lp.sum().backward()
+        return lp.detach(), [p.grad.clone() for p in model.parameters()]
+
+    original = trl_utils._use_triton
+    try:
+        full = run()
+        assert rl_support.score_completion_tokens_only() and rl_support.score_completion_tokens_only()
+        assert trl_utils._use_triton(torch.device("cpu"))
+        compact = run()
+    finally:
+        trl_utils._use_triton = original
+    assert torch.allclose(full[0], compact[0], atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(full[1], compact[1]))
