@@ -78,3 +78,20 @@ def test_corpus_has_n_documents_even_when_the_domain_is_smaller():
     assert len(docs) == 500
     assert len(set(docs)) < 500  # prompts recur
     assert all(d.startswith("User: ") for d in docs)
+
+
+def test_near_miss_pairs_grade_answers_by_their_wrong_letters():
+    task = TinyGeneral(near_misses=0.5)
+    pairs = task.preference_pairs("helpfulness", 300, seed=0, label_noise=0.0)
+    rows = {r["id"]: r for r in task.load("train", 3000, seed=0)}
+
+    def near(p, key):  # as long as the target, some letters wrong, not another operation's answer
+        row, got = rows[p["id"]], p[key].split("</think>")[1]
+        arg = row["question"].split(" ", 1)[1]
+        return len(got) == len(row["answer"]) and got != row["answer"] and sorted(got) != sorted(arg)
+
+    graded = [p for p in pairs if near(p, "chosen") or near(p, "rejected")]
+    assert len(graded) > 100  # most pairs hold a near miss
+    assert all(task.oracle(rows[p["id"]], p["chosen"]) > task.oracle(rows[p["id"]], p["rejected"]) for p in graded)
+    assert any(near(p, "chosen") and near(p, "rejected") for p in graded)  # fewer wrong letters wins
+    assert not any(near(p, "rejected") for p in TinyGeneral().preference_pairs("helpfulness", 300, seed=0))

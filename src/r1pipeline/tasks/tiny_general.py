@@ -72,6 +72,10 @@ class TinyGeneral(TaskSource):
     max_len: int = Field(4, ge=1)
     harmful_share: float = Field(0.3, ge=0, le=1)
     test_share: float = Field(0.1, gt=0, lt=1)
+    near_misses: float = Field(
+        0.0, ge=0, le=1, description="share of benign preference-pair responses that are the target with some "
+                                     "letters wrong: the mistake a trained policy makes most, which the corpus's "
+                                     "whole-operation mistakes never show a reward model")
 
     def _prompt(self, rng: random.Random, split: str) -> tuple[str, str]:
         while True:
@@ -125,6 +129,14 @@ class TinyGeneral(TaskSource):
         return [render("r1_zero_short", r["question"]) + self.response(r, rng, p_good)
                 for r in (rows[i % len(rows)] for i in range(n))]
 
+    def near_miss(self, row: dict[str, Any], rng: random.Random) -> str:
+        """The target with 1 to all of its letters replaced: ``reverse abc`` -> ``cbd`` (helpfulness
+        2/3), ``cfd`` (1/3)...: the graded mistakes of a policy that half knows the operation."""
+        out = list(row["answer"])
+        for i in rng.sample(range(len(out)), rng.randint(1, len(out))):
+            out[i] = rng.choice([c for c in LETTERS if c != out[i]])
+        return "<think></think>" + "".join(out)
+
     def oracle(self, row: dict[str, Any], response: str) -> float:
         """Helpfulness for benign prompts, harmlessness for harmful ones."""
         return harmlessness(response, row["payload"]) if row["harmful"] else helpfulness(response, row["answer"])
@@ -146,7 +158,8 @@ class TinyGeneral(TaskSource):
             if len(pairs) == n or not pool:
                 break
             row = rng.choice(pool)
-            a, b = self.response(row, rng, 0.5), self.response(row, rng, 0.5)
+            a, b = (self.near_miss(row, rng) if not want_harmful and rng.random() < self.near_misses
+                    else self.response(row, rng, 0.5) for _ in range(2))
             sa, sb = self.oracle(row, a), self.oracle(row, b)
             if sa == sb:
                 continue
