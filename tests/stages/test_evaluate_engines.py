@@ -5,20 +5,9 @@ from __future__ import annotations
 import pytest
 
 from r1pipeline.stages.evaluate import Config, sample
-from tests.rollout.conftest import TINY
+from tests.rollout.conftest import tiny_dir  # noqa: F401  (the engines' tiny model, a fixture)
 
 PROMPTS = ["User: 3*4 Assistant: ", "User: 1*2 Assistant: "]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from r1pipeline.models.tiny import TinyModelConfig, build_model, build_tokenizer
-
-    path = tmp_path_factory.mktemp("tiny_model")
-    tok = build_tokenizer()
-    build_model(TinyModelConfig(**TINY), tok, seed=0).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 def cfg(**kw) -> Config:
