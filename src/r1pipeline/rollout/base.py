@@ -126,6 +126,11 @@ def default_dtype() -> str:
     return "float32"
 
 
+def resolve_dtype(dtype: str) -> str:
+    """A dtype name, with ``auto`` made concrete by ``default_dtype``."""
+    return default_dtype() if dtype == "auto" else dtype
+
+
 def make_engine(kind: EngineKind, model_path: str | Path, *, dtype: str = "auto", **options) -> RolloutEngine:
     """An engine of ``kind`` serving the Hugging Face model at ``model_path``.
 

@@ -28,7 +28,7 @@ import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from r1pipeline.rollout.base import Completion, Prompt, default_dtype
+from r1pipeline.rollout.base import Completion, Prompt, resolve_dtype
 
 __all__ = ["Completion", "HFEngine", "SeededSampler", "encode", "generate", "generate_ids", "sequence_seed"]
 
@@ -198,7 +198,7 @@ class HFEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.dtype = default_dtype() if dtype == "auto" else dtype
+        self.dtype = resolve_dtype(dtype)
         self.batch_size = batch_size
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model_path)
         if model is None:

@@ -45,7 +45,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
-from r1pipeline.rollout.base import Completion, Prompt, default_dtype
+from r1pipeline.rollout.base import Completion, Prompt, resolve_dtype
 
 SHM = Path("/dev/shm")
 
@@ -65,7 +65,7 @@ class VLLMEngine:
         from transformers import AutoTokenizer
 
         self.model_path = str(model_path)
-        self.dtype = default_dtype() if dtype == "auto" else dtype
+        self.dtype = resolve_dtype(dtype)
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.model_path)
         self._layout: list[tuple[str, list[int], int, int]] | None = None
         self._buffer = None  # the shared weights, mapped by both processes (see update_weights)

@@ -245,10 +245,10 @@ def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from r1pipeline.rollout.base import default_dtype
+    from r1pipeline.rollout.base import resolve_dtype
     from r1pipeline.rollout.hf import generate
 
-    dtype = default_dtype() if cfg.dtype == "auto" else cfg.dtype
+    dtype = resolve_dtype(cfg.dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(distributed.device())
     with progress_bar(label, total=len(prompts) * cfg.k) as bar:
