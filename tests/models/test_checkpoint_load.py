@@ -86,7 +86,8 @@ def test_reward_model_checkpoint_scores_as_the_reward_does(micro_run: Path):
     path = micro_run / "reward_helpful" / "model"
     prompts = ["User: reverse abc Assistant: ", "User: sort dcba Assistant: "]
     completions = ["<think>reverse it</think> cba", "I cannot help with that."]
-    plain = plain_transformers({"score": [{"path": str(path), "texts": [p + c for p, c in zip(prompts, completions)]}]})
+    texts = [p + c + "</s>" for p, c in zip(prompts, completions)]  # RewardTrainer trained at the EOS
+    plain = plain_transformers({"score": [{"path": str(path), "texts": texts}]})
     ours = RewardModel(path=str(path))(completions, prompts=prompts)
     assert ours == pytest.approx(plain["score"][0], rel=1e-4, abs=1e-5)
 

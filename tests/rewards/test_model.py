@@ -35,7 +35,38 @@ def test_texts_passed_to_the_model(tiny_rm_path, monkeypatch):
     monkeypatch.setattr(rm._tokenizer.__class__, "__call__",
                         lambda self, texts, **kw: seen.extend(texts) or real(self, texts, **kw))
     rm(COMPLETIONS, prompts=["Q: ", "Q: "])
-    assert seen == ["Q:  The answer is 4.", "Q:  The answer is 4."]
+    eos = rm._tokenizer.eos_token
+    assert eos and seen == ["Q:  The answer is 4." + eos] * 2
+
+
+def test_scores_are_read_where_trls_reward_trainer_trains_them(tiny_rm_path, tmp_path):
+    """TRL's RewardTrainer appends EOS to plain-text pairs and learns the score there; the reward
+    and the stage's held-out accuracy must tokenize a (prompt, response) the same way."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    from r1pipeline.stages.reward_model import view_text
+
+    tok = AutoTokenizer.from_pretrained(tiny_rm_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_rm_path, num_labels=1)
+    prompt, chosen, rejected = "User: sort cab Assistant: ", "<think>x</think>abc", "<think></think>sorry"
+    pair = {"chosen": view_text(prompt, chosen, "summary"), "rejected": view_text(prompt, rejected, "summary")}
+    trainer = RewardTrainer(model=model, processing_class=tok, train_dataset=Dataset.from_list([pair]),
+                            args=RewardConfig(output_dir=str(tmp_path), report_to=[], max_length=64,
+                                                           bf16=False, use_cpu=True))
+    trained_on = trainer.train_dataset[0]["chosen_ids"]
+
+    rm = RewardModel(path=str(tiny_rm_path), summary_only=True, max_length=64)
+    rm._load()
+    seen = []
+    real = rm._tokenizer.__class__.__call__
+    rm._tokenizer.__class__.__call__ = lambda self, texts, **kw: seen.extend(texts) or real(self, texts, **kw)
+    try:
+        rm([chosen], prompts=[prompt])
+    finally:
+        rm._tokenizer.__class__.__call__ = real
+    assert tok(seen[0])["input_ids"] == trained_on
 
 
 def test_batches_agree_with_single_samples(tiny_rm_path):

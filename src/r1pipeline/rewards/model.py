@@ -20,6 +20,21 @@ def summary_of(completion: str) -> str:
     return split_think(completion)[1]
 
 
+def with_eos(text: str, tokenizer) -> str:
+    """``text`` ending in the tokenizer's EOS, where TRL's ``RewardTrainer`` reads the score of a
+    plain-text pair (it appends EOS to chosen and rejected; chat-templated pairs end in the
+    template's own end-of-turn). Scoring without it reads a position the model never learned to
+    score at: our tiny helpfulness model ranked its policy's exact answers above its refusals of
+    the same prompt 67% of the time without it.
+
+    >>> class Tok: eos_token = "</s>"
+    >>> with_eos("2+2? 4", Tok()), with_eos("2+2? 4</s>", Tok())
+    ('2+2? 4</s>', '2+2? 4</s>')
+    """
+    eos = getattr(tokenizer, "eos_token", None)
+    return text if not eos or text.endswith(eos) else text + eos
+
+
 @register("reward_model")
 class RewardModel:
     """The scalar score of a sequence-classification reward model on (prompt, response).
@@ -72,7 +87,8 @@ class RewardModel:
 
     def texts(self, completions: list[str], prompts: list | None = None) -> list[str]:
         """The texts the model scores: prompt (chat template if the prompt is a conversation and
-        the tokenizer has one) followed by the response.
+        the tokenizer has one) followed by the response; ``__call__`` ends plain texts with the
+        tokenizer's EOS (``with_eos``).
 
         >>> RewardModel(path="x", summary_only=True).texts(["<think>r</think>4"], prompts=["2+2? "])
         ['2+2? 4']
@@ -117,7 +133,8 @@ class RewardModel:
         # Only the last max_length tokens are kept; cut the text first so the tokenizer never
         # reads a megabyte (a token is rarely longer than CHARS_PER_TOKEN_MAX characters).
         keep = self.max_length * CHARS_PER_TOKEN_MAX
-        texts = [t[-keep:] for t in self.texts(completions, prompts)]
+        plain = prompts is None or all(isinstance(p, str) for p in prompts)
+        texts = [with_eos(t[-keep:], self._tokenizer) if plain else t[-keep:] for t in self.texts(completions, prompts)]
         scores: list[float] = []
         for start in range(0, len(texts), self.batch_size):
             batch = self._tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,

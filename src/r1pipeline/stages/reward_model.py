@@ -86,15 +86,18 @@ def view_text(prompt: str, response: str, view: str) -> str:
 
 
 def score_texts(model, tokenizer, texts: list[str], batch_size: int = 64) -> list[float]:
-    """Scalar scores of a sequence-classification model for ``texts``."""
+    """Scalar scores of a sequence-classification model for ``texts`` (ended by EOS, as trained)."""
     import torch
+
+    from r1pipeline.rewards.model import with_eos
 
     was_training = model.training
     model.eval()
     scores: list[float] = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+            batch = tokenizer([with_eos(t, tokenizer) for t in texts[i:i + batch_size]], padding=True,
+                              truncation=True, return_tensors="pt")
             scores += model(**batch).logits[:, 0].float().tolist()
     model.train(was_training)
     return scores
