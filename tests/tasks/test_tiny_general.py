@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from r1pipeline.tasks.mix import Mix
-from r1pipeline.tasks.tiny_general import REFUSAL, TinyGeneral, harmlessness, helpfulness
+from r1pipeline.tasks.tiny_general import OPS, REFUSAL, TinyGeneral, harmlessness, helpfulness
 
 
 @pytest.mark.parametrize("response,target,score", [
@@ -63,6 +63,26 @@ def test_examples_are_right_at_the_requested_rate():
     assert 0.75 < good < 0.9
 
 
+def test_ops_choose_the_instructions_and_their_wrong_answers():
+    rows = TinyGeneral(ops=["reverse"], harmful_share=0).load("train", 50, seed=0)
+    assert all(r["question"].startswith("reverse ") and r["answer"] == r["question"][8:][::-1] for r in rows)
+    task = TinyGeneral(ops=["upper", "sort"], harmful_share=0)
+    ex = task.examples(300, seed=0, p_good=0.0)
+    assert {e["question"].split()[0] for e in ex} == {"upper", "sort"}
+    for e in ex:  # a wrong answer is another chosen op's result, or a refusal
+        arg = e["question"].split()[1]
+        assert e["completion"].split("</think>")[1] in {OPS["upper"](arg), OPS["sort"](arg), arg[:-1], REFUSAL}
+
+
+@pytest.mark.parametrize("p_good", [0.6, 0.9])
+def test_corpus_answers_right_at_corpus_p_good(p_good):
+    task = TinyGeneral(corpus_p_good=p_good, harmful_share=0)
+    rows = {r["question"]: r for r in task.load("train", 2000, seed=0)}
+    docs = task.corpus(2000, seed=0)
+    right = [d.endswith("</think>" + rows[d.split("User: ")[1].split(" Assistant")[0]]["answer"]) for d in docs]
+    assert abs(sum(right) / len(right) - p_good) < 0.04
+
+
 def test_mix_draws_by_weight_and_fills_common_columns():
     mix = Mix(parts=[{"source": "tiny_product", "weight": 3}, {"source": "tiny_general", "weight": 1}])
     rows = mix.load("train", 400, seed=0)
@@ -88,7 +108,7 @@ def test_near_miss_pairs_grade_answers_by_their_wrong_letters():
     def near(p, key):  # as long as the target, some letters wrong, not another operation's answer
         row, got = rows[p["id"]], p[key].split("</think>")[1]
         arg = row["question"].split(" ", 1)[1]
-        return len(got) == len(row["answer"]) and got != row["answer"] and sorted(got) != sorted(arg)
+        return len(got) == len(row["answer"]) and got not in {f(arg) for f in OPS.values()}
 
     graded = [p for p in pairs if near(p, "chosen") or near(p, "rejected")]
     assert len(graded) > 100  # most pairs hold a near miss
