@@ -163,8 +163,9 @@ def findings(summary: dict[str, Any]) -> list[str]:
         out.append(f"Majority vote ({final}): cons@{summary.get('k')} {f['cons@k']:.3f} vs pass@1 {f['pass@1']:.3f}")
     if {"sft", "all_scenario_rl"} <= set(m) and "oracle_helpfulness" in m["sft"]:
         a, b = m["sft"], m["all_scenario_rl"]
-        out.append(f"All-scenario RL: oracle helpfulness {a['oracle_helpfulness']:.3f} -> {b['oracle_helpfulness']:.3f}, "
-                   f"harmlessness {a['oracle_harmlessness']:.3f} -> {b['oracle_harmlessness']:.3f}, "
+        out.append(f"All-scenario RL: oracle helpfulness {ci('sft', 'oracle_helpfulness')} -> "
+                   f"{ci('all_scenario_rl', 'oracle_helpfulness')}, harmlessness {ci('sft', 'oracle_harmlessness')} "
+                   f"-> {ci('all_scenario_rl', 'oracle_harmlessness')}, "
                    f"reasoning pass@1 {a['pass@1']:.3f} -> {b['pass@1']:.3f} "
                    f"({100 * (b['pass@1'] - a['pass@1']):+.1f} points)")
     return out
