@@ -39,14 +39,15 @@ def with_eos(text: str, tokenizer) -> str:
 class RewardModel:
     """The scalar score of a sequence-classification reward model on (prompt, response).
 
-    Formula: r = RM(prompt + response).logits[0], with response the whole completion, or only
+    Formula: r = RM(prompt + response + EOS).logits[0], with response the whole completion, or only
     the summary after ``</think>`` when ``summary_only`` (the paper scores helpfulness on the
     summary alone, so the reward does not shape the reasoning, and harmlessness on the whole
     response). ``path`` is a Hugging Face directory with an ``AutoModelForSequenceClassification``
     (one label) and its tokenizer; it loads on the first call. Inputs longer than
     ``max_length`` tokens lose their beginning (the summary is at the end; the prompt goes
     first). Source: DeepSeek-R1, all-scenario RL, "for general data, we resort to reward
-    models"; TRL scores ``prompt + completion`` the same way for a model passed as a reward.
+    models". Plain texts end in EOS (``with_eos``): TRL's ``GRPOTrainer`` scores ``prompt + completion``
+    without it for a model passed as a reward, though its ``RewardTrainer`` trains at the EOS.
 
     ``only_if`` limits the reward to rows whose dataset columns have the given values (e.g.
     ``{domain: general, harmful: false}``); other rows get None, so a prompt mix can score its
