@@ -17,7 +17,8 @@ Departures from the paper's R1-Zero settings, and why (all are spec fields):
   chains of thought; the reference refresh (``ref_model_sync_steps``, paper 400) applies when
   beta > 0. Under learned rewards it is the other way round: tiny.yaml's all-scenario RL needs
   ``beta: 0.3``, without which 40 steps of the helpfulness reward model moved the SFT policy to
-  the near-miss answers the model misranks (exact answers 89% -> 60%; with it: 95%).
+  the near-miss answers the model misranks (exact answers 89% -> 60%; 95% with the KL term and
+  near-miss preference pairs).
 * ``learning_rate: 3e-5`` (paper 3e-6 for a 671B model): a 1M-parameter model needs larger steps;
   3e-4 destroyed accuracy while the format reward went to 1.0.
 * 8 prompts x G=8 per step, completions of at most 48 tokens, 200 steps (paper: 32 x 16,
