@@ -134,8 +134,9 @@ class RewardModel:
         # Only the last max_length tokens are kept; cut the text first so the tokenizer never
         # reads a megabyte (a token is rarely longer than CHARS_PER_TOKEN_MAX characters).
         keep = self.max_length * CHARS_PER_TOKEN_MAX
-        plain = prompts is None or all(isinstance(p, str) for p in prompts)
-        texts = [with_eos(t[-keep:], self._tokenizer) if plain else t[-keep:] for t in self.texts(completions, prompts)]
+        texts = [t[-keep:] for t in self.texts(completions, prompts)]
+        if prompts is None or all(isinstance(p, str) for p in prompts):  # a chat template ends its own turn
+            texts = [with_eos(t, self._tokenizer) for t in texts]
         scores: list[float] = []
         for start in range(0, len(texts), self.batch_size):
             batch = self._tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,

@@ -40,7 +40,7 @@ from typing import Any, Iterator, Literal
 from pydantic import Field, PrivateAttr, field_validator
 
 from r1pipeline.rewards import verify
-from r1pipeline.tasks.registry import SPLITS, TaskSource, register, split_of
+from r1pipeline.tasks.registry import SPLITS, AnswerFrom, TaskSource, register, split_of
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,7 @@ class FileSource(TaskSource):
     question_field: str = "question"
     answer_field: str = "answer"
     verifier: str = "exact"
-    answer_from: Literal["tags", "last_number"] = Field(
-        "tags", description="where answers are read: tags (the paper) or last_number (a chat model's prose)")
+    answer_from: AnswerFrom = "tags"
     test_path: str | None = None
     test_share: float = Field(0.1, gt=0, lt=1, description="share of questions in test "
                                                                "(hash split, no test_path)")

@@ -47,12 +47,12 @@ import random
 import re
 import textwrap
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 
 from r1pipeline.rewards import verify
-from r1pipeline.tasks.registry import SPLITS, TaskSource, register, split_of
+from r1pipeline.tasks.registry import SPLITS, AnswerFrom, TaskSource, register, split_of
 
 _NAME_RE = re.compile(r"""(?:DATASET_NAME\s*=\s*|register_dataset\(\s*)["'](\w+)["']""")
 _RISKY_RE = re.compile(r"sympy|parse_expr|\beval\(|\bexec\(")
@@ -228,8 +228,7 @@ class ReasoningGymSource(TaskSource):
 
     datasets: dict[str, dict[str, Any]]
     weights: dict[str, float] | None = None
-    answer_from: Literal["tags", "last_number"] = Field(
-        "tags", description="where answers are read: tags (the paper) or last_number (a chat model's prose)")
+    answer_from: AnswerFrom = "tags"
     _dropped: int = PrivateAttr(default=0)
 
     @field_validator("datasets")

@@ -17,9 +17,15 @@ columns every stage relies on:
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from r1pipeline.rewards.parse import ANSWER_FROM
+
+# A source's ``answer_from`` setting (the rows' column of the same name).
+AnswerFrom = Annotated[Literal[ANSWER_FROM], Field(
+    description="where answers are read: tags (the paper) or last_number (a chat model's prose)")]
 
 SPLITS = ("train", "test")
 
