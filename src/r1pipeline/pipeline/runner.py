@@ -168,7 +168,7 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
                        input_dirs={i: run_dir / i for i in inputs}, resume=resume)
     _quiet_libraries()
     _seed_everything(seed)
-    t0 = time.time()
+    t0, cpu0 = time.time(), cpu_seconds()
     stage_module = module(stage.kind)
     runs_here = main or getattr(stage_module, "DISTRIBUTED", False)
     log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
@@ -185,10 +185,22 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         write_json(stage_dir / SUMMARY, summary)
         shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
         manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
-                        seconds=round(time.time() - t0, 2))
+                        seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2))
         write_json(stage_dir / MANIFEST, manifest)
     log(f"[r1] {stage.name} done in {time.time() - t0:.1f}s")
     return summary
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have ended (a vLLM
+    server, sandbox workers): next to wall seconds, it says whether a stage kept the cores busy.
+
+    On several processes it is rank 0's alone (the launcher, not rank 0, starts the others).
+    """
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _prepare_stage_dir(stage_dir: Path, resume: bool, manifest: dict[str, Any]) -> None:
