@@ -170,9 +170,24 @@ def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_bas
                                   verifier=[row.get("verifier", "exact")] * len(texts),
                                   answer_from=[row.get("answer_from", "tags")] * len(texts))
         out += [{"source": src.model, "prompt_id": row["id"], "question": row["question"], "answer": row["answer"],
-                 "completion": c.text, "truncated": c.truncated, "correct": bool(ok)}
+                 "completion": c.text, "n_tokens": c.n_tokens, "truncated": c.truncated, "correct": bool(ok)}
                 for c, ok in zip(group, correct)]
     return out
+
+
+def generated_tokens(samples: list[dict[str, Any]]) -> dict[str, int]:
+    """Tokens generated per source model (end-of-sequence included; files generate none): the
+    stage's work, for ``bench/pipeline.py``.
+
+    >>> generated_tokens([{"source": "r1_zero", "n_tokens": 5}, {"source": "r1_zero", "n_tokens": 2},
+    ...                   {"source": "file:x.jsonl"}])
+    {'r1_zero': 7}
+    """
+    out: Counter = Counter()
+    for s in samples:
+        if "n_tokens" in s:
+            out[s["source"]] += s["n_tokens"]
+    return dict(out)
 
 
 def sample_file(src: FileSource, spec_base: str) -> list[dict[str, Any]]:
@@ -236,8 +251,10 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
             with (out / name).open("w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     reasons = Counter(r["reason"] for r in rejected)
+    tokens = generated_tokens(offered)
     return {"offered": len(offered), "kept_reasoning": n_reasoning, "kept_non_reasoning": len(kept) - n_reasoning,
             "rows": len(kept), "rejected": dict(reasons),
             "by_source": {k: dict(v) for k, v in counts.items()},
             "prompts_with_a_kept_sample": len({r["id"] for r in kept if r["domain"] == "reasoning"}),
-            "task_rows_dropped": getattr(task, "dropped", 0)}
+            "task_rows_dropped": getattr(task, "dropped", 0),
+            "tokens_generated": sum(tokens.values()), "tokens_generated_by_model": tokens}
