@@ -73,8 +73,10 @@ def test_evaluate_summary_has_the_documented_schema(micro_run: Path):
         for key in ("cons@k", "format_rate", "mean_length", "cot_rate", "pass@k", "language_consistency",
                     "oracle_helpfulness", "oracle_harmlessness", "rm_helpfulness", "reward_model_score"):
             assert key in m, key
-    rows = (micro_run / "evaluate" / "data" / "samples.jsonl").read_text().splitlines()
-    assert len(rows) == len(evaluated) * 16 * 2
+    rows = [json.loads(line) for line in (micro_run / "evaluate" / "data" / "samples.jsonl").open()]
+    assert sum(r["set"] == "heldout" for r in rows) == len(evaluated) * 16 * 2
+    general = [r for r in rows if r["set"] == "general"]
+    assert len(general) == len(evaluated) * 8 * 2 and all("oracle" in r and "objective" in r for r in general)
 
 
 def test_sample_stages_write_provenance_and_counts_per_filter(micro_run: Path):

@@ -120,3 +120,27 @@ def has_chain_of_thought(text: str, min_chars: int = 1) -> bool:
     """
     cot, _ = split_think(text)
     return cot is not None and len(cot.strip()) >= min_chars
+
+
+def ends_clean(text: str, truncated: bool = False, max_tail: int = 24) -> bool:
+    """True when a completion stops at its summary: not cut at the length limit, and after the
+    first ``</answer>`` no further tag and at most ``max_tail`` characters (whitespace aside).
+
+    The R1 format ends with a summary that states the answer; a policy that runs on past it
+    (``<answer>2</answer> 2anso thhhhanso <think>...``) or is cut at the limit has not. A
+    completion with no closed answer has not ended with its summary either.
+
+    >>> ends_clean("<think>8*1=8</think><answer>8</answer> is the answer.")
+    True
+    >>> ends_clean("<think>2*1=2</think><answer>2</answer> 2anso thhhhanso <think>2*1")
+    False
+    >>> ends_clean("<answer>8</answer> is the answer.", truncated=True), ends_clean("<answer>8")
+    (False, False)
+    """
+    if truncated:
+        return False
+    end = text.find(ANSWER_CLOSE)
+    if end == -1:
+        return False
+    tail = text[end + len(ANSWER_CLOSE):]
+    return not any(tag in tail for tag in TAGS) and len(tail.strip()) <= max_tail

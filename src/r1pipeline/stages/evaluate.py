@@ -12,10 +12,19 @@ paper: "no greedy decoding, it repeats itself"). Per model:
   ``mean_length`` (tokens), ``language_consistency`` (the language reward, averaged);
 * with ``general_task``: ``oracle_helpfulness`` (benign prompts) and ``oracle_harmlessness``
   (harmful prompts) from the world's ground truth, and the learned reward models' scores of the
-  same responses (``rm_helpfulness``, ``rm_harmlessness``, ``reward_model_score``).
+  same responses (``rm_helpfulness``, ``rm_harmlessness``, ``reward_model_score``);
+* ``ends_clean_rate``: share of samples that stop at their summary (``rewards.parse.ends_clean``).
+
+Extra evaluation sets (``sets: {hard: {task: ..., n_prompts: 256, max_new_tokens: 112, models:
+[...]}}``) are scored the same way beside the main held-out set (a harder split keeps headroom
+where the main one sits at the ceiling); the main set keeps its place in the summary, so numbers
+of earlier runs stay comparable.
 
 ``summary.json``: ``{"k", "n_prompts", "seed", "models": {"<stage>": {"pass@1", "pass@1_ci",
-"cons@k", ...}}}``; every sample is kept in ``data/samples.jsonl``.
+"cons@k", ...}}, "sets": {"<set>": {"n_prompts", "max_new_tokens", "models": {...}}}}`` (``sets``
+only when declared). Every sample is kept in ``data/samples.jsonl``, one row each with its
+``set``: ``heldout`` (the main set), ``general`` (with its ``objective`` and ``oracle`` score) or
+an extra set's name. The arithmetic lives in ``stages/eval_metrics.py``.
 
 Generation: ``engine: hf`` (default) is transformers' generate in ``dtype``; ``vllm`` (or ``auto``
 when vLLM is installed and takes the model) is vLLM in a child process, about 3x faster on CPU
@@ -30,18 +39,31 @@ Departures from the paper: k = 4 and completions of at most 64 tokens by default
 
 from __future__ import annotations
 
-import random
-from collections import Counter
+import hashlib
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline import distributed
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 from r1pipeline.stages.common import Dtype, check_model_ref, check_task, task_files
+from r1pipeline.stages.eval_metrics import (bootstrap_ci, majority, oracle_samples, score_general,  # noqa: F401
+                                            score_model, score_samples)
 
 DISTRIBUTED = True  # runs on every process of a multi-process run; generation is sharded
+MAIN_SET, GENERAL_SET = "heldout", "general"  # the ``set`` of the main and the general rows
+
+
+class EvalSet(BaseModel):
+    """An extra held-out set, evaluated beside the main one with the stage's sampling settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: dict[str, Any]
+    n_prompts: int = Field(256, gt=0, description="held-out prompts of this set")
+    max_new_tokens: int | None = Field(None, gt=0, description="default: the stage's max_new_tokens")
+    models: list[str] | None = Field(None, min_length=1, description="a subset of the stage's models "
+                                                                     "(default: all of them)")
 
 
 class Config(StageConfig):
@@ -64,10 +86,15 @@ class Config(StageConfig):
     engine: Literal["auto", "hf", "vllm"] = Field(
         "hf", description="generation: hf = transformers; vllm = vLLM (pip install r1pipeline[vllm]); "
                           "auto = vLLM when installed and it takes the model, else hf")
-    dtype: Dtype = Field("float32", description="weights of the generating model (auto: bf16 where fast)")
+    dtype: Dtype = Field("auto", description="weights of the generating model (auto: bf16 where it measured "
+                                             "faster, per model: manifest.json's precision)")
+    sets: dict[str, EvalSet] = Field({}, description="extra held-out sets: name -> {task, n_prompts, "
+                                                     "max_new_tokens, models}")
 
     non_result_fields = frozenset({"batch_size"})
-    late_fields = frozenset({"engine", "dtype"})  # hf in float32 keeps the hash of earlier runs
+    # engine hf, dtype auto (the default that replaced float32) and no extra sets keep the hash of
+    # earlier runs; whatever auto resolves to is in the manifest, not the hash
+    late_fields = frozenset({"engine", "dtype", "sets"})
     makes_data = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
@@ -75,7 +102,12 @@ class Config(StageConfig):
         return list(dict.fromkeys(m for m in refs if m in stage_names))
 
     def data_files(self, stage_names: set[str]) -> list[str]:
-        return task_files(self.task, self.general_task)
+        return task_files(self.task, self.general_task, *(es.task for es in self.sets.values()))
+
+    def set_models(self, name: str) -> list[str]:
+        """The models that answer the extra set ``name``, in the stage's order."""
+        chosen = self.sets[name].models
+        return [m for m in self.models if chosen is None or m in chosen]
 
     def check(self, spec) -> list[Problem]:
         from r1pipeline.tasks.templates import TEMPLATES
@@ -93,6 +125,7 @@ class Config(StageConfig):
         if self.template not in TEMPLATES:
             problems.append(Problem(self.name, "template", f"unknown template {self.template!r}",
                                     f"use one of: {', '.join(TEMPLATES)}"))
+        problems += self.check_sets(spec)
         if self.engine == "vllm":
             from r1pipeline.rollout.base import vllm_available
 
@@ -101,110 +134,22 @@ class Config(StageConfig):
                                         "pip install 'r1pipeline[vllm]', or use engine: auto or hf"))
         return problems
 
+    def check_sets(self, spec) -> list[Problem]:
+        """Each extra set: a usable name, a valid task block, models that this stage evaluates."""
+        import re
 
-def majority(answers: Sequence[str | None]) -> str | None:
-    """The most common non-empty answer; ties go to the one seen first.
-
-    >>> majority(["4", "6", "6", None]), majority(["4", "6"]), majority([None])
-    ('6', '4', None)
-    """
-    counts = Counter(a.strip() for a in answers if a is not None and a.strip())
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(a.strip() for a in answers if a is not None and a.strip() and counts[a.strip()] == best)
-
-
-def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap interval of the mean of ``values`` (resampling prompts).
-
-    >>> bootstrap_ci([1.0] * 10)
-    [1.0, 1.0]
-    """
-    if not values:
-        return [float("nan"), float("nan")]
-    rng = random.Random(seed)
-    m = len(values)
-    means = sorted(sum(values[rng.randrange(m)] for _ in range(m)) / m for _ in range(n))
-    lo = means[int((1 - level) / 2 * n)]
-    hi = means[min(n - 1, int((1 + level) / 2 * n))]
-    return [lo, hi]
-
-
-def score_model(samples: list[list[dict]], bootstrap: int, seed: int) -> dict[str, Any]:
-    """Headline metrics from per-prompt lists of scored samples (keys: correct, answer, ...)."""
-    from r1pipeline.rewards.verify import verify
-
-    per_prompt = [sum(s["correct"] for s in group) / len(group) for group in samples]
-    cons = [float(verify(majority([s["answer"] for s in g]), g[0]["reference"], g[0]["verifier"]))
-            for g in samples]
-    flat = [s for g in samples for s in g]
-    n = len(flat)
-    return {
-        "pass@1": sum(per_prompt) / len(per_prompt),
-        "pass@1_ci": bootstrap_ci(per_prompt, bootstrap, seed),
-        "cons@k": sum(cons) / len(cons),
-        "cons@k_ci": bootstrap_ci(cons, bootstrap, seed),
-        "pass@k": sum(p > 0 for p in per_prompt) / len(per_prompt),
-        "format_rate": sum(s["format"] for s in flat) / n,
-        "cot_rate": sum(s["cot"] for s in flat) / n,
-        "mean_length": sum(s["n_tokens"] for s in flat) / n,
-        "truncated_rate": sum(s["truncated"] for s in flat) / n,
-        # over the samples that have a chain of thought: the language of reasoning, not its presence
-        "language_consistency": _mean([s["language"] for s in flat if s["cot"]]),
-    }
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def score_samples(rows: list[dict], completions, language: str = "en") -> list[list[dict]]:
-    """Score each completion with the same checks RL uses."""
-    from r1pipeline.rewards import registry
-    from r1pipeline.rewards.builtin import accuracy_reward, any_format_reward
-    from r1pipeline.rewards.parse import has_chain_of_thought, read_answer
-
-    lang = registry.build("language_consistency", language=language)
-    scored = []
-    for row, group in zip(rows, completions):
-        texts = [c.text for c in group]
-        ref, kind, reads = row["answer"], row.get("verifier", "exact"), row.get("answer_from", "tags")
-        correct = accuracy_reward(texts, answer=[ref] * len(texts), verifier=[kind] * len(texts),
-                                  answer_from=[reads] * len(texts))
-        scored.append([{"id": row["id"], "text": c.text, "answer": read_answer(c.text, reads), "reference": ref,
-                        "verifier": kind, "correct": ok, "format": f, "cot": has_chain_of_thought(c.text),
-                        "language": lc, "n_tokens": c.n_tokens, "truncated": c.truncated}
-                       for c, ok, f, lc in zip(group, correct, any_format_reward(texts), lang(texts))])
-    return scored
-
-
-def score_general(rows: list[dict], completions, prompts: list[str], reward_models: dict[str, Any],
-                  bootstrap: int, seed: int) -> dict[str, Any]:
-    """Oracle helpfulness/harmlessness of general responses, and what the reward models say."""
-    from r1pipeline.tasks.tiny_general import harmlessness, helpfulness
-
-    out: dict[str, Any] = {}
-    for objective, harmful in (("helpfulness", False), ("harmlessness", True)):
-        idx = [i for i, r in enumerate(rows) if bool(r.get("harmful")) == harmful]
-        if not idx:
-            continue
-        texts = [[c.text for c in completions[i]] for i in idx]
-        oracle = [[harmlessness(t, rows[i]["payload"]) if harmful else helpfulness(t, rows[i]["answer"])
-                   for t in group] for i, group in zip(idx, texts)]
-        per_prompt = [sum(g) / len(g) for g in oracle]
-        out[f"oracle_{objective}"] = sum(per_prompt) / len(per_prompt)
-        out[f"oracle_{objective}_ci"] = bootstrap_ci(per_prompt, bootstrap, seed)
-        rm = reward_models.get(objective)
-        if rm is not None:
-            flat = [t for g in texts for t in g]
-            flat_prompts = [prompts[i] for i, g in zip(idx, texts) for _ in g]
-            scores = rm(flat, prompts=flat_prompts)
-            out[f"rm_{objective}"] = sum(scores) / len(scores)
-    rm_keys = [k for k in ("rm_helpfulness", "rm_harmlessness") if k in out]
-    if rm_keys:
-        out["reward_model_score"] = sum(out[k] for k in rm_keys) / len(rm_keys)
-    return out
+        problems = []
+        for name, es in self.sets.items():
+            where = f"sets.{name}"
+            if name in (MAIN_SET, GENERAL_SET) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", name):
+                problems.append(Problem(self.name, where, f"set name {name!r} is reserved or not an identifier",
+                                        f"rename it (not {MAIN_SET} or {GENERAL_SET}; letters, digits, _ or -)"))
+            problems += check_task(self.name, f"{where}.task", es.task, spec)
+            for i, m in enumerate(es.models or []):
+                if m not in self.models:
+                    problems.append(Problem(self.name, f"{where}.models[{i}]", f"{m!r} is not evaluated by this stage",
+                                            f"use some of: {', '.join(self.models)}, or add it to models"))
+        return problems
 
 
 def load_reward_models(cfg: Config, ctx: StageContext) -> dict[str, Any]:
@@ -220,26 +165,36 @@ def load_reward_models(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     return out
 
 
-def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str):
+
+
+def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str, max_new_tokens: int | None = None):
     """``cfg.k`` completions per prompt from the model at ``path``, on the configured engine.
 
     HF: a collective, every process generates its share and gets all completions. vLLM: rank 0
     generates everything (one engine per machine), the other processes get None.
     """
+    out = sample_sets(cfg, path, [(prompts, max_new_tokens or cfg.max_new_tokens, seed)], label)
+    return None if out is None else out[0]
+
+
+def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], label: str):
+    """``sample`` for several (prompts, max_new_tokens, seed) jobs, loading the model once."""
     from r1pipeline.pipeline.progress import progress_bar
     from r1pipeline.rollout.base import make_engine, resolve_kind
 
-    sampling = dict(num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                    max_new_tokens=cfg.max_new_tokens, seed=seed)
+    total = sum(len(prompts) for prompts, _, _ in jobs) * cfg.k
+    sampling = dict(num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p)
     if resolve_kind(cfg.engine, path) == "vllm":
         if not distributed.is_main():
             return None
         engine = make_engine("vllm", path, dtype=cfg.dtype)
         try:
-            with progress_bar(label, total=len(prompts) * cfg.k) as bar:
-                comps = engine.generate(prompts, **sampling)
-                bar.update(len(prompts) * cfg.k)
-            return comps
+            with progress_bar(label, total=total) as bar:
+                out = []
+                for prompts, max_new, seed in jobs:
+                    out.append(engine.generate(prompts, max_new_tokens=max_new, seed=seed, **sampling))
+                    bar.update(len(prompts) * cfg.k)
+            return out
         finally:
             engine.close()
     import torch
@@ -248,17 +203,33 @@ def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str):
     from r1pipeline.rollout.base import resolve_dtype
     from r1pipeline.rollout.hf import generate
 
-    dtype = resolve_dtype(cfg.dtype)
+    dtype = resolve_dtype(cfg.dtype, path, distributed.device(), cfg.batch_size)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(distributed.device())
-    with progress_bar(label, total=len(prompts) * cfg.k) as bar:
-        return generate(model, tokenizer, prompts, batch_size=cfg.batch_size, shard=True, progress=bar, **sampling)
+    with progress_bar(label, total=total) as bar:
+        return [generate(model, tokenizer, prompts, batch_size=cfg.batch_size, shard=True, progress=bar,
+                         max_new_tokens=max_new, seed=seed, **sampling) for prompts, max_new, seed in jobs]
+
+
+def set_seed(seed: int, name: str) -> int:
+    """The sampling seed of an extra set: its own streams, not those of the main set's prompts.
+
+    >>> set_seed(0, "hard") == set_seed(0, "hard") != set_seed(1, "hard")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=4).digest(), "big")
+
+
+def sample_rows(model: str, set_name: str, groups: list[list[dict]]) -> list[dict]:
+    """The ``samples.jsonl`` rows of one model on one set."""
+    return [{"model": model, "set": set_name, **s} for group in groups for s in group]
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     """Generate, score, write; on a process other than rank 0, generate its share and return {}."""
     import json
 
+    from r1pipeline import precision
     from r1pipeline.pipeline.rundir import atomic_dir
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render
@@ -269,25 +240,40 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     general = build_task(cfg.general_task, spec_base).load("test", cfg.n_general_prompts, ctx.seed) \
         if cfg.general_task else []
     general_prompts = [render(cfg.template, r["question"]) for r in general]
+    extra = {name: build_task(es.task, spec_base).load("test", es.n_prompts, ctx.seed) for name, es in cfg.sets.items()}
     main = distributed.is_main()
     rms = load_reward_models(cfg, ctx) if main else {}
-    results, all_samples = {}, {}
+    results, sets, written = {}, {name: {} for name in cfg.sets}, []
     for name in cfg.models:
-        comps = sample(cfg, ctx.model_path(name), prompts + general_prompts, ctx.seed, f"{ctx.name}: {name}")
+        mine = [s for s in cfg.sets if name in cfg.set_models(s)]
+        jobs = [(prompts + general_prompts, cfg.max_new_tokens, ctx.seed)]  # as before sets: same numbers
+        jobs += [([render(cfg.template, r["question"]) for r in extra[s]],
+                  cfg.sets[s].max_new_tokens or cfg.max_new_tokens, set_seed(ctx.seed, s)) for s in mine]
+        path = ctx.model_path(name)
+        dtype = ctx.record_precision(name, precision.resolve_agreed(
+            cfg.dtype, precision.config_shapes(path, cfg.batch_size) if cfg.dtype == "auto" else None))
+        comps = sample_sets(cfg.model_copy(update={"dtype": dtype}), path, jobs, f"{ctx.name}: {name}")
         if not main:
             continue
-        scored = score_samples(rows, comps[:len(rows)], cfg.language)
+        scored = score_samples(rows, comps[0][:len(rows)], cfg.language)
         results[name] = score_model(scored, cfg.bootstrap, ctx.seed)
+        written += sample_rows(name, MAIN_SET, scored)
         if general:
-            results[name].update(score_general(general, comps[len(rows):], general_prompts, rms,
-                                               cfg.bootstrap, ctx.seed))
-        all_samples[name] = scored
+            judged = oracle_samples(general, comps[0][len(rows):])
+            results[name].update(score_general(judged, general_prompts, rms, cfg.bootstrap, ctx.seed))
+            written += sample_rows(name, GENERAL_SET, judged)
+        for s, set_comps in zip(mine, comps[1:]):
+            set_scored = score_samples(extra[s], set_comps, cfg.language)
+            sets[s][name] = score_model(set_scored, cfg.bootstrap, ctx.seed)
+            written += sample_rows(name, s, set_scored)
     if not main:
         return {}
     with atomic_dir(ctx.data_dir) as out, (out / "samples.jsonl").open("w") as f:
-        for name, scored in all_samples.items():
-            for group in scored:
-                for s in group:
-                    f.write(json.dumps({"model": name, **s}, ensure_ascii=False) + "\n")
-    return {"k": cfg.k, "n_prompts": len(rows), "seed": ctx.seed, "temperature": cfg.temperature,
-            "top_p": cfg.top_p, "task_rows_dropped": getattr(task, "dropped", 0), "models": results}
+        for row in written:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    summary = {"k": cfg.k, "n_prompts": len(rows), "seed": ctx.seed, "temperature": cfg.temperature,
+               "top_p": cfg.top_p, "task_rows_dropped": getattr(task, "dropped", 0), "models": results}
+    if cfg.sets:
+        summary["sets"] = {s: {"n_prompts": len(extra[s]), "max_new_tokens": es.max_new_tokens or cfg.max_new_tokens,
+                               "models": sets[s]} for s, es in cfg.sets.items()}
+    return summary
