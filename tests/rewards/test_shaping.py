@@ -6,7 +6,7 @@ import pickle
 import pytest
 
 from r1pipeline.rewards import build
-from r1pipeline.rewards.shaping import CosineLength, Repetition, SoftOverlong, tag_count_reward
+from r1pipeline.rewards.shaping import CleanEnd, CosineLength, Repetition, SoftOverlong, tag_count_reward
 
 
 @pytest.mark.parametrize(("completion", "expected"), [
@@ -95,13 +95,15 @@ def test_repetition(completion, expected):
     ("soft_overlong", {"max_completion_len": 10, "cache_len": 20}, "cache_len"),
     ("cosine_length", {"unit": "words"}, "unit must be one of"),
     ("cosine_length", {"verifier": "fuzzy"}, "unknown verifier"),
-], ids=["positive_penalty", "zero_ngram", "cache_longer_than_max", "unknown_unit", "unknown_verifier"])
+    ("clean_end", {"max_tail": -1}, "max_tail"),
+], ids=["positive_penalty", "zero_ngram", "cache_longer_than_max", "unknown_unit", "unknown_verifier",
+        "negative_tail"])
 def test_bad_parameters_fail_at_build(name, params, message):
     with pytest.raises(ValueError, match=message):
         build(name, **params)
 
 
-@pytest.mark.parametrize("name", ["cosine_length", "soft_overlong", "repetition", "tag_count"])
+@pytest.mark.parametrize("name", ["cosine_length", "soft_overlong", "repetition", "tag_count", "clean_end"])
 def test_pickles_under_its_name(name):
     fn = pickle.loads(pickle.dumps(build(name)))
     assert fn.__name__ == f"{name}_reward"
@@ -111,3 +113,14 @@ def test_cosine_length_row_without_reference_is_none():
     r = CosineLength(max_len=100, unit="chars")
     first, second = r([RIGHT, RIGHT], answer=["4", ""], verifier=["exact", "none"])
     assert first == pytest.approx(0.5 + 0.25 * (1 + math.cos(math.pi * 0.18))) and second is None
+
+
+@pytest.mark.parametrize(("completion", "expected"), [
+    ("<think>8*1=8</think><answer>8</answer> is the answer.", 1.0),
+    ("<think>8*1=8</think><answer>8</answer>", 1.0),
+    ("<think>2*1=2</think><answer>2</answer> 2anso thhhhanso 2anso thhh", 0.0),
+    ("<think>2*1=2</think><answer>2</answer> is the answer.<think>", 0.0),
+    ("<think>2*1=2</think> the answer is 2", 0.0),
+], ids=["summary", "bare_answer", "runs_on", "second_tag", "no_answer_tag"])
+def test_clean_end(completion, expected):
+    assert CleanEnd()([completion]) == [expected]

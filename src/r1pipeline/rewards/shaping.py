@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from r1pipeline.rewards.answers import check_answer
-from r1pipeline.rewards.parse import TAGS
+from r1pipeline.rewards.parse import TAGS, ends_clean
 from r1pipeline.rewards.registry import register
 from r1pipeline.rewards.verify import SLOW_VERIFIERS, VERIFIERS
 
@@ -106,6 +106,33 @@ class CosineLength:
                       else (self.max_value_wrong, self.min_value_wrong))
             out.append(lo + (hi - lo) * 0.5 * (1.0 + cos))
         return out
+
+
+@register("clean_end")
+class CleanEnd:
+    """1.0 when the completion stops at its summary, else 0.0: nothing runs on past the answer.
+
+    Formula: r = 1[the first ``</answer>`` is followed by no tag and at most ``max_tail``
+    characters] (``parse.ends_clean``, the same check as evaluation's ``ends_clean_rate``). A
+    completion cut at the length limit after running on fails it too, since its tail is long.
+    Not in the paper, whose format reward asks for the summary but not that the output stop
+    there. Without it the tiny world's reasoning RL drifted to ``<answer>2</answer> 2anso thhh``
+    in 7% of samples: accuracy and format rewards read only the first answer, so nothing
+    pushed back.
+
+    >>> CleanEnd()(["<think>8*1=8</think><answer>8</answer> is the answer.",
+    ...             "<think>2*1=2</think><answer>2</answer> 2anso thhhhanso <think>2*1", "<answer>8"])
+    [1.0, 0.0, 0.0]
+    """
+
+    def __init__(self, max_tail: int = 24):
+        if max_tail < 0:
+            raise ValueError(f"max_tail must be >= 0, got {max_tail}")
+        self.max_tail = max_tail
+        self.__name__ = "clean_end_reward"
+
+    def __call__(self, completions: list[str], **_) -> list[float]:
+        return [float(ends_clean(c, max_tail=self.max_tail)) for c in completions]
 
 
 @register("soft_overlong")
