@@ -1,0 +1,375 @@
+"""Which float precision a stage computes in: ``dtype: auto`` decided by measurement.
+
+bf16 is not faster everywhere. On a CPU with AMX (Sapphire Rapids and later) a bf16 GEMM runs
+about 4x fp32; on an AVX2-only CPU (an AMD EPYC Zen 3, say) PyTorch has no bf16 kernel worth the
+name and the same GEMM runs tens of times *slower* than fp32 (1.3 vs 80 GFLOP/s a core); in
+between (AVX512-BF16 at small shapes, Apple silicon, aarch64 servers) it depends on the shapes.
+CPU flags cannot tell these apart, so ``auto`` measures:
+
+* ``probe``: a few GEMMs at the shapes of the model about to run (``model_shapes``: one
+  transformer layer's projections at its tokens per matmul, capped at ``FLOP_CAP`` each), fp32 vs
+  bf16 inputs (what ``torch.autocast`` and bf16 weights run), on ``torch.get_num_threads()``
+  threads: a warm-up call, then the best of a few. bf16 stops after one timed call when that call
+  is already ``HOPELESS`` times the fp32 time. Well under a second (see the README for numbers);
+* ``decide``: a pure function of the measured rates and the facts of the machine; bf16 only when
+  it is at least ``BF16_MARGIN`` times fp32 (a wrong bf16 can cost 60x, a wrong fp32 at most the
+  AMX gain). CUDA: bf16 where ``torch.cuda.is_bf16_supported()``, else fp32, nothing measured;
+* a cache, so a machine measures once: ``precision.json`` in ``$R1_CACHE_DIR``, else
+  ``$R1_CACHE`` (the model cache's folder), else ``$XDG_CACHE_HOME/r1pipeline``, else
+  ``~/.cache/r1pipeline``; keyed by CPU model, ISA flags, torch version, thread count, device
+  and shapes. It holds rates, not choices, so a changed margin applies to cached rates too. An
+  unreadable file is ignored and rewritten; writes are atomic;
+* ``R1_DTYPE_AUTO=float32`` (or ``bfloat16``) makes ``auto`` that dtype without measuring (CI,
+  debugging); ``R1_DTYPE_AUTO=measure`` measures again, ignoring and updating the cache.
+
+``resolve(dtype, shapes, device)`` is what the rest of the code calls: an explicit dtype is kept
+as it is, ``auto`` becomes one; the ``Decision`` says which and why, and ``record()`` is what a
+stage's manifest shows under ``precision``. Data-parallel stages call ``resolve_agreed``: rank 0
+decides for every rank. torch is imported only inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+Shape = tuple[int, int, int]  # (m, k, n): (m, k) activations times an (n, k) weight, as nn.Linear
+CONCRETE = ("float32", "bfloat16")
+BF16_MARGIN = 1.2     # bf16 must be this many times faster than fp32 to be chosen
+HOPELESS = 4.0        # one bf16 call this many times the best fp32 one: stop measuring bf16
+FLOP_CAP = 2e8        # per probed GEMM (2mkn): about 5 ms in fp32 and 0.1 s in bf16 on one AVX2 core
+MIN_ROWS = 16         # ... except that a GEMM keeps 16 rows (a 7B model's MLP: ~2e9 FLOP), not a GEMV
+FP32_REPEATS, BF16_REPEATS = 5, 3
+DEFAULT_SHAPES_OF = (576, 1536, 512)  # (hidden, intermediate, tokens): SmolLM2-135M, when unknown
+ENV_FORCE, ENV_CACHE = "R1_DTYPE_AUTO", "R1_CACHE_DIR"
+CACHE_FILE, CACHE_VERSION = "precision.json", 1
+# /proc/cpuinfo flags that bear on bf16 and vector width (x86 "flags", aarch64 "Features")
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_ne_convert", "asimd", "bf16", "sve", "i8mm")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def model_shapes(hidden_size: int, intermediate_size: int, tokens: int) -> tuple[Shape, ...]:
+    """The GEMMs of one transformer layer, ``tokens`` rows each (fewer where one would pass
+    ``FLOP_CAP``, but not under ``MIN_ROWS``).
+
+    Attention projections (hidden x hidden), the MLP's up/gate (hidden -> intermediate) and down
+    (intermediate -> hidden).
+
+    >>> model_shapes(128, 512, 8960)
+    ((6103, 128, 128), (1525, 128, 512), (1525, 512, 128))
+    """
+    pairs = ((hidden_size, hidden_size), (hidden_size, intermediate_size), (intermediate_size, hidden_size))
+    return tuple((max(1, min(int(tokens), max(MIN_ROWS, int(FLOP_CAP // (2 * k * n))))), k, n) for k, n in pairs)
+
+
+def config_shapes(model_dir: str | Path | None, tokens: int) -> tuple[Shape, ...] | None:
+    """``model_shapes`` from a Hugging Face model directory's config.json; None when it has none."""
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text()) if model_dir else {}
+    except (OSError, ValueError):
+        return None
+    hidden = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
+    if not hidden:
+        return None
+    return model_shapes(hidden, cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden, tokens)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about the machine before measuring."""
+
+    device: str                        # cpu | cuda | mps
+    arch: str = ""                     # platform.machine(): x86_64, aarch64, arm64
+    cpu_model: str = ""
+    isa: tuple[str, ...] = ()          # the ISA_FLAGS this CPU has
+    cuda_bf16: bool | None = None      # torch.cuda.is_bf16_supported(), on a CUDA device
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What ``probe`` timed: best seconds per dtype and shape, and the rates over common shapes."""
+
+    shapes: tuple[Shape, ...]
+    seconds: dict[str, list[float]]    # dtype -> best seconds of each shape measured
+    threads: int
+    wall_seconds: float                # the probe's own time, warm-ups included
+    note: str = ""
+
+    def gflops(self) -> dict[str, float | None]:
+        """GFLOP/s per dtype over the shapes both dtypes measured (None: not measured)."""
+        common = min(len(v) for v in self.seconds.values())
+        out: dict[str, float | None] = {}
+        for dtype, times in self.seconds.items():
+            n = common or len(times)  # a dtype that failed outright leaves the other its own shapes
+            flops = sum(2 * m * k * nn for m, k, nn in self.shapes[:n])
+            out[dtype] = flops / sum(times[:n]) / 1e9 if n and sum(times[:n]) > 0 else None
+        return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A concrete dtype and why; ``record()`` is the manifest's ``precision`` entry."""
+
+    dtype: str
+    reason: str
+    source: str                        # spec | env | device | measured | cached
+    requested: str = "auto"
+    device: str = "cpu"
+    facts: Facts | None = None
+    measurement: Measurement | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"requested": self.requested, "dtype": self.dtype, "reason": self.reason,
+                               "source": self.source, "device": self.device}
+        if self.facts is not None:
+            out.update(cpu=self.facts.cpu_model, arch=self.facts.arch, isa=list(self.facts.isa))
+        if self.measurement is not None:
+            m = self.measurement
+            out.update(gflops={d: None if r is None else round(r, 2) for d, r in m.gflops().items()},
+                       threads=m.threads, shapes=[list(s) for s in m.shapes],
+                       probe_seconds=round(m.wall_seconds, 3), note=m.note or None)
+        return {**out, **self.extra}
+
+
+def decide(gflops: Mapping[str, float | None] | None, facts: Facts) -> tuple[str, str]:
+    """(dtype, reason) from measured GFLOP/s per dtype and the machine's facts; no I/O.
+
+    >>> decide({"float32": 80.0, "bfloat16": 1.3}, Facts("cpu", "x86_64", isa=("avx2",)))[0]
+    'float32'
+    >>> decide({"float32": 80.0, "bfloat16": 320.0}, Facts("cpu", "x86_64", isa=("amx_bf16",)))[0]
+    'bfloat16'
+    """
+    if facts.device == "cuda":
+        if facts.cuda_bf16:
+            return "bfloat16", "CUDA device with bf16 support"
+        return "float32", "CUDA device without bf16 support (compute capability below 8.0)"
+    fp32, bf16 = (gflops or {}).get("float32"), (gflops or {}).get("bfloat16")
+    has = [f for f in BF16_FLAGS if f in facts.isa]
+    hint = f"; CPU flags: {', '.join(has)}" if has else ("; no bf16 instructions in the CPU flags"
+                                                          if facts.device == "cpu" else "")
+    if not fp32 or not bf16:
+        return "float32", f"bf16 GEMMs could not be measured on {facts.device}{hint}"
+    ratio = bf16 / fp32
+    verdict = f"bf16 GEMMs ran {ratio:.2f}x fp32 ({bf16:.1f} vs {fp32:.1f} GFLOP/s)"
+    if ratio >= BF16_MARGIN:
+        return "bfloat16", f"{verdict}, at least {BF16_MARGIN}x{hint}"
+    return "float32", f"{verdict}, below the {BF16_MARGIN}x that bf16 needs{hint}"
+
+
+def cpu_facts(device: str, cpuinfo: str | None = None) -> Facts:
+    """The CPU's model name and ISA flags (from /proc/cpuinfo where there is one).
+
+    >>> cpu_facts("cpu", "model name : AMD EPYC\\nflags : fpu avx avx2").isa
+    ('avx2',)
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    model = fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine()
+    return Facts(device=device, arch=platform.machine(), cpu_model=model,
+                 isa=tuple(f for f in ISA_FLAGS if f in flags))
+
+
+def device_type(device: str | None) -> str:
+    """``cuda:1`` -> ``cuda``; None -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device is None:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device).split(":")[0]
+
+
+def machine_facts(device: str) -> Facts:
+    """Facts of this machine for ``device`` (a device type)."""
+    facts = cpu_facts(device)
+    if device == "cuda":
+        import torch
+
+        return Facts(device, facts.arch, torch.cuda.get_device_name(), facts.isa, torch.cuda.is_bf16_supported())
+    return facts
+
+
+class GemmTimer:
+    """Seconds of one ``F.linear`` call at a shape and dtype; tensors made and warmed up on first use."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self._tensors: dict[tuple[Shape, str], tuple[Any, Any]] = {}
+
+    def _sync(self) -> None:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        elif self.device == "mps":
+            torch.mps.synchronize()
+
+    def __call__(self, shape: Shape, dtype: str) -> float:
+        import torch
+        import torch.nn.functional as F
+
+        key = (shape, dtype)
+        if key not in self._tensors:
+            m, k, n = shape
+            gen = torch.Generator().manual_seed(0)
+            x, w = torch.randn(m, k, generator=gen), torch.randn(n, k, generator=gen)
+            self._tensors[key] = (x.to(self.device, getattr(torch, dtype)), w.to(self.device, getattr(torch, dtype)))
+            F.linear(*self._tensors[key])  # warm-up: kernel selection, allocation
+            self._sync()
+        x, w = self._tensors[key]
+        start = time.perf_counter()
+        F.linear(x, w)
+        self._sync()
+        return time.perf_counter() - start
+
+
+def probe(shapes: Sequence[Shape], device: str = "cpu",
+          timer: Callable[[Shape, str], float] | None = None) -> Measurement:
+    """Best-of-N seconds of fp32 and bf16 GEMMs at ``shapes`` on the current thread count.
+
+    Per shape: the best of ``FP32_REPEATS`` fp32 calls, then one bf16 call; when that one is
+    ``HOPELESS`` times the fp32 time, bf16 is not timed again, here or at the later shapes (the
+    rates then cover the shapes measured so far), else the best of ``BF16_REPEATS``. A bf16 that
+    raises (no kernel on this device) is recorded as not measured.
+    """
+    import torch
+
+    timer = timer or GemmTimer(device)
+    shapes = tuple(tuple(int(v) for v in s) for s in shapes)
+    start = time.perf_counter()
+    seconds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    note = ""
+    for shape in shapes:
+        fp32 = min(timer(shape, "float32") for _ in range(FP32_REPEATS))
+        seconds["float32"].append(fp32)
+        try:
+            first = timer(shape, "bfloat16")
+        except (RuntimeError, TypeError) as exc:
+            seconds["bfloat16"].clear()
+            note = f"bf16 failed: {type(exc).__name__}: {exc}"[:300]
+            break
+        if first > HOPELESS * fp32:
+            seconds["bfloat16"].append(first)
+            note = (f"bf16 timed once at {shape}: {first / fp32:.0f}x the fp32 time "
+                    f"(more than {HOPELESS:g}x), so no more shapes were probed")
+            break
+        seconds["bfloat16"].append(min([first] + [timer(shape, "bfloat16") for _ in range(BF16_REPEATS - 1)]))
+    return Measurement(shapes=shapes, seconds=seconds, threads=torch.get_num_threads(),
+                       wall_seconds=time.perf_counter() - start, note=note)
+
+
+def cache_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where measured rates are kept (see the module docstring for the order of the variables)."""
+    env = os.environ if env is None else env
+    if env.get(ENV_CACHE) or env.get("R1_CACHE"):
+        return Path(env.get(ENV_CACHE) or env["R1_CACHE"]).expanduser() / CACHE_FILE
+    base = Path(env.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
+    return base / "r1pipeline" / CACHE_FILE
+
+
+def cache_key(facts: Facts, threads: int, shapes: Sequence[Shape], torch_version: str) -> str:
+    """One line naming everything a measurement depends on.
+
+    >>> cache_key(Facts("cpu", "x86_64", "AMD EPYC", ("avx2",)), 2, [(8, 16, 32)], "2.13.0")
+    'cpu=AMD EPYC|arch=x86_64|isa=avx2|torch=2.13.0|threads=2|device=cpu|shapes=8x16x32'
+    """
+    shape_key = ",".join("x".join(str(v) for v in s) for s in shapes)
+    return (f"cpu={facts.cpu_model}|arch={facts.arch}|isa={'+'.join(facts.isa)}|torch={torch_version}"
+            f"|threads={threads}|device={facts.device}|shapes={shape_key}")
+
+
+def read_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries; {} for a missing, unreadable or malformed file (it is rewritten later)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
+        return {}
+    return data["entries"]
+
+
+def write_cache(path: Path, key: str, measurement: Measurement) -> bool:
+    """Add one entry, atomically (a temporary file renamed over the old one); False when it could not."""
+    entries = read_cache(path)
+    entries[key] = {**asdict(measurement), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".precision-", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1)
+        os.replace(tmp, path)
+    except OSError:
+        return False
+    return True
+
+
+def cached_measurement(entry: Any) -> Measurement | None:
+    """A cache entry back as a Measurement; None when it does not have the expected form."""
+    try:
+        return Measurement(shapes=tuple(tuple(int(v) for v in s) for s in entry["shapes"]),
+                           seconds={d: [float(t) for t in entry["seconds"][d]] for d in CONCRETE},
+                           threads=int(entry["threads"]), wall_seconds=float(entry["wall_seconds"]),
+                           note=str(entry.get("note", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def resolve(dtype: str = "auto", shapes: Sequence[Shape] | None = None, device: str | None = None) -> Decision:
+    """``dtype`` made concrete: an explicit one is kept; ``auto`` is forced by ``R1_DTYPE_AUTO``,
+    decided by the device (CUDA), or measured at ``shapes`` (default: SmolLM2-135M's) and cached."""
+    kind = device_type(device)
+    if dtype != "auto":
+        if dtype not in CONCRETE:
+            raise ValueError(f"dtype {dtype!r} is not one of float32, bfloat16, auto; fix: use one of those")
+        return Decision(dtype, "set in the spec", "spec", requested=dtype, device=kind)
+    forced = os.environ.get(ENV_FORCE, "").strip()
+    if forced and forced != "measure":
+        if forced not in CONCRETE:
+            raise ValueError(f"{ENV_FORCE}={forced!r} is not a dtype; fix: set it to float32, bfloat16 or "
+                             f"measure, or unset it")
+        return Decision(forced, f"{ENV_FORCE}={forced} in the environment", "env", device=kind)
+    facts = machine_facts(kind)
+    if kind == "cuda":
+        return Decision(*decide(None, facts), "device", device=kind, facts=facts)
+    return _measured(facts, tuple(shapes or model_shapes(*DEFAULT_SHAPES_OF)), remeasure=forced == "measure")
+
+
+def _measured(facts: Facts, shapes: tuple[Shape, ...], remeasure: bool) -> Decision:
+    """``auto`` on a CPU or an MPS device: the cached rates for this key, else a probe (then cached)."""
+    import torch
+
+    path = cache_path()
+    key = cache_key(facts, torch.get_num_threads(), shapes, torch.__version__)
+    measurement = None if remeasure else cached_measurement(read_cache(path).get(key))
+    source = "cached"
+    if measurement is None:
+        measurement, source = probe(shapes, facts.device), "measured"
+        write_cache(path, key, measurement)
+    dtype, reason = decide(measurement.gflops(), facts)
+    return Decision(dtype, reason, source, device=facts.device, facts=facts, measurement=measurement,
+                    extra={"torch": torch.__version__, "cache": str(path)})
+
+
+def resolve_agreed(dtype: str = "auto", shapes: Sequence[Shape] | None = None,
+                   device: str | None = None) -> Decision:
+    """``resolve`` on rank 0, the same Decision on every rank (data-parallel ranks must agree)."""
+    from r1pipeline import distributed
+
+    decision = resolve(dtype, shapes, device) if distributed.is_main() else None
+    return distributed.broadcast_object(decision)

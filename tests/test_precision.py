@@ -1,0 +1,237 @@
+"""dtype auto: the decision from measured rates, the probe's early stop, the cache, the override."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from r1pipeline import precision
+from r1pipeline.precision import Facts, Measurement, decide
+
+SHAPES = ((64, 32, 32), (64, 32, 128))
+AVX2 = Facts("cpu", "x86_64", "AMD EPYC", ("avx2",))
+AVX512 = Facts("cpu", "x86_64", "Intel Xeon Skylake", ("avx2", "avx512f"))
+AVX512_BF16 = Facts("cpu", "x86_64", "AMD EPYC 9004", ("avx2", "avx512f", "avx512_bf16"))
+AMX = Facts("cpu", "x86_64", "Intel Xeon Sapphire Rapids", ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
+GRAVITON = Facts("cpu", "aarch64", "Neoverse-V1", ("asimd", "bf16", "sve", "i8mm"))
+
+
+def rates(fp32: float, bf16_speedup: float) -> dict[str, float]:
+    return {"float32": fp32, "bfloat16": fp32 * bf16_speedup}
+
+
+@pytest.mark.parametrize("facts, gflops, expected", [
+    (AVX2, rates(80, 1 / 60), "float32"),           # no bf16 kernel: 60x slower
+    (AVX512, rates(150, 0.5), "float32"),           # bf16 converted to fp32 on the way
+    (AVX512_BF16, rates(150, 1.1), "float32"),      # the flags say bf16, small shapes say 1.1x: not enough
+    (AMX, rates(150, 4.0), "bfloat16"),
+    (GRAVITON, rates(60, 1.5), "bfloat16"),         # aarch64: by timing, like x86
+    (GRAVITON, rates(60, 0.9), "float32"),
+    (Facts("mps", "arm64", "arm"), rates(500, 1.3), "bfloat16"),
+], ids=["avx2", "avx512-no-bf16", "avx512-bf16-small-shapes", "amx", "aarch64-fast", "aarch64-slow", "mps"])
+def test_decision_follows_the_measured_rates_with_a_margin(facts, gflops, expected):
+    dtype, reason = decide(gflops, facts)
+    assert dtype == expected
+    assert f"{gflops['bfloat16'] / gflops['float32']:.2f}x" in reason
+
+
+def test_cpu_flags_are_named_in_the_reason_but_do_not_decide():
+    assert "avx512_bf16" in decide(rates(150, 1.1), AVX512_BF16)[1]
+    assert "no bf16 instructions" in decide(rates(80, 1 / 60), AVX2)[1]
+    assert decide(rates(80, 1.5), AVX2)[0] == "bfloat16"  # a measured gain wins over missing flags
+
+
+def test_unmeasured_bf16_means_float32():
+    assert decide({"float32": 80.0, "bfloat16": None}, AVX2) == (
+        "float32", "bf16 GEMMs could not be measured on cpu; no bf16 instructions in the CPU flags")
+
+
+@pytest.mark.parametrize("supported, expected", [(True, "bfloat16"), (False, "float32")])
+def test_cuda_follows_bf16_support_without_measuring(monkeypatch, supported, expected):
+    monkeypatch.delenv(precision.ENV_FORCE, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: supported)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100")
+    monkeypatch.setattr(precision, "probe", forbidden_probe)
+    d = precision.resolve("auto", SHAPES)  # device None: the GPU
+    assert (d.dtype, d.source, d.device) == (expected, "device", "cuda")
+    assert d.record()["cpu"] == "NVIDIA H100"
+
+
+class FakeTimer:
+    """Seconds per GEMM call from a table of (dtype -> seconds); counts calls per dtype."""
+
+    def __init__(self, seconds: dict[str, float], fail_bf16: bool = False):
+        self.seconds, self.fail_bf16 = seconds, fail_bf16
+        self.calls = {"float32": 0, "bfloat16": 0}
+
+    def __call__(self, shape, dtype):
+        self.calls[dtype] += 1
+        if dtype == "bfloat16" and self.fail_bf16:
+            raise RuntimeError("no bf16 kernel")
+        return self.seconds[dtype] * shape[0] * shape[1] * shape[2] / 1e6
+
+
+def test_probe_stops_timing_bf16_once_it_is_hopeless():
+    timer = FakeTimer({"float32": 1.0, "bfloat16": 60.0})
+    m = precision.probe(SHAPES, timer=timer)
+    assert timer.calls == {"float32": precision.FP32_REPEATS, "bfloat16": 1}  # first shape only
+    assert len(m.seconds["bfloat16"]) == 1 and "no more shapes" in m.note
+    g = m.gflops()
+    assert g["bfloat16"] == pytest.approx(g["float32"] / 60)  # compared on the shape both measured
+    assert decide(g, AVX2)[0] == "float32"
+
+
+def test_probe_times_every_shape_when_bf16_is_competitive():
+    timer = FakeTimer({"float32": 1.0, "bfloat16": 0.25})
+    m = precision.probe(SHAPES, timer=timer)
+    assert timer.calls == {"float32": 2 * precision.FP32_REPEATS, "bfloat16": 2 * precision.BF16_REPEATS}
+    assert m.gflops()["bfloat16"] == pytest.approx(4 * m.gflops()["float32"]) and not m.note
+    assert m.threads == torch.get_num_threads()
+
+
+def test_a_bf16_that_raises_is_not_measured_and_loses():
+    m = precision.probe(SHAPES, timer=FakeTimer({"float32": 1.0, "bfloat16": 0.1}, fail_bf16=True))
+    assert m.gflops()["bfloat16"] is None and m.gflops()["float32"] > 0 and "no bf16 kernel" in m.note
+    assert decide(m.gflops(), GRAVITON)[0] == "float32"
+
+
+def forbidden_probe(*_, **__):
+    raise AssertionError("measured although the answer was known")
+
+
+def fake_probe(bf16_speedup: float, calls: list | None = None):
+    def probe(shapes, device="cpu"):
+        if calls is not None:
+            calls.append(tuple(shapes))
+        per_shape = [1e-3] * len(shapes)
+        return Measurement(tuple(shapes), {"float32": per_shape, "bfloat16": [t / bf16_speedup for t in per_shape]},
+                           threads=torch.get_num_threads(), wall_seconds=0.01)
+    return probe
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    """An empty cache folder, no override, this machine's facts pinned to an AVX2 CPU."""
+    monkeypatch.setenv(precision.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(precision.ENV_FORCE, raising=False)
+    monkeypatch.setattr(precision, "machine_facts", lambda device: AVX2)
+    return tmp_path / precision.CACHE_FILE
+
+
+def test_a_second_resolve_reads_the_cache(cache, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(precision, "probe", fake_probe(1 / 60, calls))
+    first = precision.resolve("auto", SHAPES, "cpu")
+    second = precision.resolve("auto", SHAPES, "cpu")
+    assert len(calls) == 1 and (first.source, second.source) == ("measured", "cached")
+    assert first.dtype == second.dtype == "float32" and first.record()["gflops"] == second.record()["gflops"]
+    assert list(json.loads(cache.read_text())["entries"]) == [
+        precision.cache_key(AVX2, torch.get_num_threads(), SHAPES, torch.__version__)]
+
+
+@pytest.mark.parametrize("change", ["threads", "torch", "cpu", "shapes"])
+def test_the_cache_misses_when_what_was_measured_changes(cache, monkeypatch, change):
+    calls: list = []
+    monkeypatch.setattr(precision, "probe", fake_probe(4.0, calls))
+    precision.resolve("auto", SHAPES, "cpu")
+    shapes = SHAPES
+    if change == "threads":
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 97)
+    elif change == "torch":
+        monkeypatch.setattr(torch, "__version__", "9.9.9")
+    elif change == "cpu":
+        monkeypatch.setattr(precision, "machine_facts", lambda device: AMX)
+    else:
+        shapes = ((128, 32, 32),)
+    assert precision.resolve("auto", shapes, "cpu").source == "measured" and len(calls) == 2
+    assert len(json.loads(cache.read_text())["entries"]) == 2  # both kept
+
+
+@pytest.mark.parametrize("garbage", ["{not json", '{"version": 1, "entries": []}', '["a list"]', ""])
+def test_a_corrupt_cache_is_ignored_and_rewritten(cache, monkeypatch, garbage):
+    cache.write_text(garbage)
+    monkeypatch.setattr(precision, "probe", fake_probe(4.0))
+    d = precision.resolve("auto", SHAPES, "cpu")
+    assert (d.dtype, d.source) == ("bfloat16", "measured")
+    assert len(json.loads(cache.read_text())["entries"]) == 1
+
+
+def test_a_malformed_entry_is_measured_again(cache, monkeypatch):
+    key = precision.cache_key(AVX2, torch.get_num_threads(), SHAPES, torch.__version__)
+    cache.write_text(json.dumps({"version": precision.CACHE_VERSION, "entries": {key: {"shapes": "?"}}}))
+    monkeypatch.setattr(precision, "probe", fake_probe(4.0))
+    assert precision.resolve("auto", SHAPES, "cpu").source == "measured"
+
+
+def test_an_unwritable_cache_still_gives_a_decision(cache, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(precision.ENV_CACHE, str(blocker / "sub"))  # a folder below a file: cannot exist
+    monkeypatch.setattr(precision, "probe", fake_probe(1 / 60))
+    assert precision.resolve("auto", SHAPES, "cpu").dtype == "float32"
+
+
+def test_cache_location_follows_the_environment(tmp_path):
+    assert precision.cache_path({"R1_CACHE_DIR": str(tmp_path)}) == tmp_path / "precision.json"
+    assert precision.cache_path({"R1_CACHE": str(tmp_path)}) == tmp_path / "precision.json"
+    assert precision.cache_path({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "r1pipeline" / "precision.json"
+
+
+@pytest.mark.parametrize("forced", ["float32", "bfloat16"])
+def test_the_environment_forces_auto_without_measuring(cache, monkeypatch, forced):
+    monkeypatch.setenv(precision.ENV_FORCE, forced)
+    monkeypatch.setattr(precision, "probe", forbidden_probe)
+    d = precision.resolve("auto", SHAPES, "cpu")
+    assert (d.dtype, d.source) == (forced, "env") and precision.ENV_FORCE in d.reason
+    assert precision.resolve("float32" if forced == "bfloat16" else "bfloat16").dtype != forced  # the spec wins
+
+
+def test_measure_in_the_environment_ignores_the_cache(cache, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(precision, "probe", fake_probe(1 / 60, calls))
+    precision.resolve("auto", SHAPES, "cpu")
+    monkeypatch.setenv(precision.ENV_FORCE, "measure")
+    monkeypatch.setattr(precision, "probe", fake_probe(4.0, calls))
+    assert precision.resolve("auto", SHAPES, "cpu").dtype == "bfloat16" and len(calls) == 2
+
+
+def test_a_bad_override_names_the_variable_and_the_fix(cache, monkeypatch):
+    monkeypatch.setenv(precision.ENV_FORCE, "fp16")
+    with pytest.raises(ValueError, match="R1_DTYPE_AUTO='fp16'.*fix: set it to float32, bfloat16"):
+        precision.resolve("auto", SHAPES, "cpu")
+
+
+def test_an_explicit_dtype_is_kept_as_it_is(monkeypatch):
+    monkeypatch.setattr(precision, "probe", forbidden_probe)
+    d = precision.resolve("bfloat16", SHAPES, "cpu")
+    assert (d.dtype, d.source, d.reason) == ("bfloat16", "spec", "set in the spec")
+    with pytest.raises(ValueError, match="dtype 'half'"):
+        precision.resolve("half")
+
+
+def test_shapes_come_from_a_model_config(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 576, "intermediate_size": 1536}))
+    assert precision.config_shapes(tmp_path, 64) == precision.model_shapes(576, 1536, 64) == (
+        (64, 576, 576), (64, 576, 1536), (64, 1536, 576))
+    assert precision.config_shapes(tmp_path / "missing", 64) is None and precision.config_shapes(None, 64) is None
+    assert precision.model_shapes(4096, 14336, 4096)[1] == (precision.MIN_ROWS, 4096, 14336)  # no GEMV
+
+
+def test_resolve_agreed_is_resolve_in_one_process(cache, monkeypatch):
+    monkeypatch.setattr(precision, "probe", fake_probe(4.0))
+    assert precision.resolve_agreed("auto", SHAPES, "cpu").dtype == "bfloat16"
+
+
+def test_the_real_probe_on_this_machine(monkeypatch, tmp_path):
+    """One real measurement at the tiny world's shapes: a valid choice and positive rates."""
+    monkeypatch.setenv(precision.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(precision.ENV_FORCE, raising=False)
+    d = precision.resolve("auto", precision.model_shapes(128, 512, 128 * 70), "cpu")
+    record = json.loads(json.dumps(d.record()))  # JSON-able, as the manifest stores it
+    assert record["dtype"] in ("float32", "bfloat16") and record["source"] == "measured"
+    assert record["gflops"]["float32"] > 0 and record["gflops"]["bfloat16"] > 0
+    assert record["threads"] == torch.get_num_threads() and record["cpu"] and record["reason"]
+    assert precision.resolve("auto", precision.model_shapes(128, 512, 128 * 70), "cpu").source == "cached"
