@@ -113,12 +113,20 @@ def test_unknown_engine_kind_is_refused():
         resolve_kind("sglang")  # type: ignore[arg-type]
 
 
-def test_default_dtype_follows_the_cpu(monkeypatch):
+def test_default_dtype_follows_the_measurement_at_the_models_shapes(monkeypatch, tiny_dir):
+    from r1pipeline import precision
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(base, "cpu_has_bf16", lambda: True)
-    assert base.default_dtype() == "bfloat16"
-    monkeypatch.setattr(base, "cpu_has_bf16", lambda: False)
-    assert base.default_dtype() == "float32"
+    monkeypatch.setenv(precision.ENV_FORCE, "measure")  # measure every time: no cache hits
+    seen = []
+    for speedup, expected in ((4.0, "bfloat16"), (1 / 60, "float32")):
+        def probe(shapes, device="cpu", speedup=speedup):
+            seen.append(tuple(shapes))
+            return precision.Measurement(tuple(shapes), {"float32": [1.0] * len(shapes),
+                                                         "bfloat16": [1.0 / speedup] * len(shapes)}, 1, 0.0)
+        monkeypatch.setattr(precision, "probe", probe)
+        assert base.default_dtype(tiny_dir) == expected
+    assert seen[0] == precision.config_shapes(tiny_dir, base.GENERATION_ROWS)  # the model's, not defaults
 
 
 def test_ignore_eos_generates_exactly_max_new_tokens(engine):

@@ -63,9 +63,11 @@ def test_rollouts_go_to_trl_by_default_and_to_a_lazy_engine_otherwise(tmp_path):
     from r1pipeline.rollout.trl_hook import EngineRollout
     from r1pipeline.stages.grpo import _rollout_hook
 
-    assert _rollout_hook(cfg(), tmp_path, seed=0) is None
-    hook = _rollout_hook(cfg(engine="auto"), tmp_path, seed=0)
+    c = ctx(tmp_path)
+    assert _rollout_hook(cfg(), tmp_path, c) is None and "rollout" not in c.precision
+    hook = _rollout_hook(cfg(engine="auto"), tmp_path, c)
     assert isinstance(hook, EngineRollout) and hook.engine is None  # nothing started before training
+    assert c.precision["rollout"]["dtype"] in ("float32", "bfloat16")  # the engine's dtype, in the manifest
 
 
 def test_micro_batches_become_accumulation_steps(tmp_path):

@@ -177,7 +177,7 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
     except BaseException as exc:
         if main:
             manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
-                            ended=datetime.now(timezone.utc).isoformat())
+                            ended=datetime.now(timezone.utc).isoformat(), **_precision(ctx))
             write_json(stage_dir / MANIFEST, manifest)
         raise
     distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
@@ -185,10 +185,17 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         write_json(stage_dir / SUMMARY, summary)
         shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
         manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
-                        seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2))
+                        seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2),
+                        **_precision(ctx))
         write_json(stage_dir / MANIFEST, manifest)
     log(f"[r1] {stage.name} done in {time.time() - t0:.1f}s")
     return summary
+
+
+def _precision(ctx: StageContext) -> dict[str, Any]:
+    """The manifest's ``precision`` entry: the dtype the stage resolved and computed in, and why
+    (``precision.py``); not part of the hash, so ``dtype: auto`` hashes alike on every machine."""
+    return {"precision": ctx.precision} if ctx.precision else {}
 
 
 def cpu_seconds() -> float:

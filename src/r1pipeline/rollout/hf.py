@@ -16,8 +16,9 @@ move with the batch's shape).
 * ``generate(model, tokenizer, prompts, ...)``: one call on a model the caller holds (evaluation,
   sampling, held-out checks during RL);
 * ``HFEngine``: the ``RolloutEngine`` of ``rollout/base.py``: its own copy of the model, in
-  bfloat16 where the CPU has bf16 instructions (on AVX512-BF16 / AMX CPUs that is faster than
-  float32 for SmolLM2, see ``bench/rollout.py``), brought in line with the policy by
+  ``dtype="auto"``: bfloat16 where it measured clearly faster than float32 at the model's shapes
+  (``precision.py``; on AMX CPUs it is for SmolLM2, see ``bench/rollout.py``; on AVX2-only CPUs
+  it is tens of times slower), brought in line with the policy by
   ``update_weights`` (a ``load_state_dict``, casting on the way).
 """
 
@@ -198,7 +199,7 @@ class HFEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.dtype = resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype, model_path, device="cpu")  # auto: measured (precision.py)
         self.batch_size = batch_size
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model_path)
         if model is None:

@@ -65,7 +65,7 @@ class VLLMEngine:
         from transformers import AutoTokenizer
 
         self.model_path = str(model_path)
-        self.dtype = resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype, self.model_path)  # auto: by device, or measured (precision.py)
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.model_path)
         self._layout: list[tuple[str, list[int], int, int]] | None = None
         self._buffer = None  # the shared weights, mapped by both processes (see update_weights)

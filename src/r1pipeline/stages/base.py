@@ -23,6 +23,7 @@ from r1pipeline.pipeline.rundir import METRICS, MetricsLog
 
 if TYPE_CHECKING:
     from r1pipeline.pipeline.spec import Spec
+    from r1pipeline.precision import Decision
 
 
 @dataclass
@@ -98,6 +99,15 @@ class StageContext:
     seed: int
     input_dirs: dict[str, Path] = field(default_factory=dict)
     resume: bool = False  # True when an earlier attempt of this exact stage was interrupted
+    # what -> precision.Decision.record(): the dtype each part of the stage computes in, for the
+    # manifest ("train"; "rollout"; evaluate: one per model); kept out of the stage's hash
+    precision: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record_precision(self, what: str, decision: "Decision") -> str:
+        """Keep ``decision`` for the manifest's ``precision`` entry; returns its concrete dtype, so
+        that a stage uses exactly what its manifest says."""
+        self.precision[what] = decision.record()
+        return decision.dtype
 
     @property
     def metrics(self) -> MetricsLog:

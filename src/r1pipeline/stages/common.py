@@ -13,6 +13,8 @@ from r1pipeline.stages.base import Problem, did_you_mean
 if TYPE_CHECKING:
     from r1pipeline.pipeline.spec import Spec
 
+# bfloat16: bf16 autocast (training) or bf16 weights (generation); auto: bfloat16 where it is clearly
+# faster on this machine, measured once and cached (precision.py), else float32
 Dtype = Literal["float32", "bfloat16", "auto"]
 
 

@@ -75,10 +75,10 @@ class Config(StageConfig):
     checkpoint_every: int = Field(50, gt=0, description="steps between resumable checkpoints")
     eval_every: int = Field(25, gt=0, description="steps between held-out evaluations")
     eval_prompts: int = Field(128, ge=0, description="held-out prompts scored greedily every eval_every steps")
-    dtype: Dtype = "float32"
+    dtype: Dtype = "auto"
     engine: Literal["auto", "hf", "vllm", "vllm-server", "vllm-colocate"] = Field(
         "hf", description="rollouts: hf = TRL's generate on the policy; auto = vLLM if installed and it "
-                          "takes the model, else our HF engine (bf16 where the CPU has it); "
+                          "takes the model, else our HF engine (bf16 where it measured faster); "
                           "vllm = vLLM (pip install r1pipeline[vllm]); vllm-server = TRL's vLLM server on "
                           "other GPUs ($R1_VLLM_SERVER); vllm-colocate = TRL's vLLM in each training process")
     lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model); not with engine auto/vllm")
@@ -237,7 +237,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     evaluator = HeldOutEval(held_out, cfg.template, tokenizer, cfg.max_completion_length, cfg.eval_every)
     metrics_cb = MetricsCallback(ctx.metrics, evaluator, label=f"{ctx.name}: grpo", reward_funcs=funcs)
-    rollout = _rollout_hook(cfg, model_path, ctx.seed)  # None: TRL generates on the policy
+    rollout = _rollout_hook(cfg, model_path, ctx)  # None: TRL generates on the policy
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[metrics_cb], rollout_func=rollout,
                           peft_config=cfg.lora.peft_config("CAUSAL_LM") if cfg.lora else None)
@@ -267,22 +267,27 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     }
 
 
-def _rollout_hook(cfg: Config, model_path, seed: int):
+def _rollout_hook(cfg: Config, model_path, ctx: StageContext):
     """None (TRL generates: on the policy, or with its own vLLM) for engine hf, vllm-server and
-    vllm-colocate; else TRL's rollout_func on our engine."""
+    vllm-colocate; else TRL's rollout_func on our engine, in the dtype ``auto`` gives it (recorded
+    as the manifest's ``precision.rollout``)."""
     from r1pipeline.rollout.trl_vllm import TRL_ENGINES
 
     if cfg.engine == "hf" or cfg.engine in TRL_ENGINES:
         return None
     import os
 
-    from r1pipeline.rollout.base import make_engine, resolve_kind
+    from r1pipeline import precision
+    from r1pipeline.rollout.base import GENERATION_ROWS, make_engine, resolve_kind
     from r1pipeline.rollout.trl_hook import EngineRollout
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental
     kind = resolve_kind(cfg.engine, model_path)
-    options = {"seed": seed} if kind == "vllm" else {}  # HF takes a seed per call instead
-    return EngineRollout(lambda: make_engine(kind, model_path, **options))
+    decision = precision.resolve_agreed("auto", precision.config_shapes(model_path, GENERATION_ROWS),
+                                        "cpu" if kind == "hf" else None)  # our HF engine loads on the CPU
+    dtype = ctx.record_precision("rollout", decision)
+    options = {"seed": ctx.seed} if kind == "vllm" else {}  # HF takes a seed per call instead
+    return EngineRollout(lambda: make_engine(kind, model_path, dtype=dtype, **options))
 
 
 def _tail_mean(history: list[dict], key: str, n: int = 10) -> float | None:

@@ -43,7 +43,7 @@ class Config(StageConfig):
     batch_size: int = Field(32, gt=0, description="pairs per optimizer step, over all processes")
     max_length: int = Field(128, gt=0)
     checkpoint_every: int = Field(100, gt=0)
-    dtype: Dtype = "float32"
+    dtype: Dtype = "auto"
     lora: Lora | None = Field(None, description="LoRA adapters on the backbone (merged into the saved model)")
 
     non_result_fields = frozenset({"checkpoint_every"})

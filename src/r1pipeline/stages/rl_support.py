@@ -194,14 +194,48 @@ def score_completion_tokens_only() -> bool:
 
 
 def trainer_args(cfg, ctx) -> dict[str, Any]:
-    """TrainingArguments every stage built on a Trainer shares: checkpoints, logging, seed, device."""
+    """TrainingArguments every stage built on a Trainer shares: checkpoints, logging, seed, device,
+    and precision (``bf16``: TRL's autocast, from the stage's resolved dtype)."""
     import torch
 
     return dict(output_dir=str(ctx.checkpoint_dir), save_strategy="steps", save_steps=cfg.checkpoint_every,
                 save_total_limit=2, logging_steps=1, report_to="none", seed=ctx.seed, data_seed=ctx.seed,
-                use_cpu=not torch.cuda.is_available(), bf16=cfg.dtype == "bfloat16",
+                use_cpu=not torch.cuda.is_available(), bf16=training_dtype(cfg, ctx) == "bfloat16",
                 disable_tqdm=True,  # MetricsCallback shows one progress bar
                 dataloader_num_workers=0)
+
+
+def training_dtype(cfg, ctx) -> str:
+    """The stage's ``dtype`` made concrete, the same on every rank and recorded for its manifest.
+
+    ``auto`` is measured (``precision.py``) at the shapes of the model the stage trains, read
+    from the ``init`` model's config.json (default shapes when it cannot be found without loading).
+    """
+    from r1pipeline import precision
+
+    shapes = None
+    if cfg.dtype == "auto":
+        shapes = precision.config_shapes(_init_dir(cfg.init, ctx), tokens_per_matmul(cfg, distributed.world_size()))
+    return ctx.record_precision("train", precision.resolve_agreed(cfg.dtype, shapes, distributed.device()))
+
+
+def _init_dir(ref: str, ctx) -> str | None:
+    """The local directory of the model ``ref`` names: a stage's, or a known model already resolved."""
+    from r1pipeline.models.catalog import check_model_ref
+
+    if ref in ctx.input_dirs or check_model_ref(ref) is None:
+        return ctx.model_path(ref)
+    return None
+
+
+def tokens_per_matmul(cfg, world_size: int = 1) -> int:
+    """Rows of a training GEMM on one process: sequences per forward pass x their length (an
+    estimate: GRPO's prompt length is taken as its completion length; pairs count twice)."""
+    grpo = hasattr(cfg, "generation_batch_size")
+    rows = (getattr(cfg, "micro_batch_size", None)
+            or (cfg.generation_batch_size // cfg.mini_batches if grpo else cfg.batch_size) // world_size)
+    length = 2 * cfg.max_completion_length if grpo else cfg.max_length
+    return max(1, rows * length * (2 if hasattr(cfg, "pairs") else 1))
 
 
 def train_resumable(trainer, ctx) -> int | None:

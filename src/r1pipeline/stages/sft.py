@@ -35,7 +35,7 @@ class Config(StageConfig):
     max_length: int = Field(128, gt=0, description="tokens; longer rows are truncated")
     completion_only: bool = Field(True, description="loss on the completion tokens only")
     checkpoint_every: int = Field(50, gt=0)
-    dtype: Dtype = "float32"
+    dtype: Dtype = "auto"
     lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model)")
 
     non_result_fields = frozenset({"checkpoint_every"})
