@@ -122,3 +122,21 @@ def test_evaluate_default_dtype_keeps_the_hash_of_earlier_runs():
 
     cfg = Config(name="e", kind="evaluate", models=["base"], task={"source": "tiny_product"})
     assert "dtype" not in cfg.hashed_config()  # auto, like the float32 default before it
+
+
+def test_evaluate_generates_each_model_in_the_dtype_it_records(monkeypatch, tmp_path):
+    from r1pipeline.stages import evaluate
+
+    resolving_to(monkeypatch, "bfloat16")
+    used = []
+
+    def sample_sets(cfg, path, jobs, label):
+        used.append(cfg.dtype)
+        raise Stop
+
+    monkeypatch.setattr(evaluate, "sample_sets", sample_sets)
+    cfg = evaluate.Config(name="e", kind="evaluate", models=["base"], task={"source": "tiny_product"}, n_prompts=4)
+    c = ctx(tmp_path, input_dirs={"base": tmp_path / "base"})
+    with pytest.raises(Stop):
+        evaluate.run(cfg, c, str(tmp_path))
+    assert used == ["bfloat16"] and c.precision["base"]["dtype"] == "bfloat16"
