@@ -68,3 +68,11 @@ def test_a_stage_from_before_tokens_were_recorded_says_so(run: Path):
     cold, ev = work(run, "cold_start"), work(run, "evaluate")
     assert cold.flops is None and "no tokens_generated_by_model" in cold.notes[0]
     assert ev.flops == 2 * P * 7 and "general prompts" in ev.notes[0]
+
+
+def test_grpo_reads_the_held_out_checks_own_token_count_where_it_is_logged():
+    metrics = [{"step": 0, "heldout/mean_length": 5.0, "heldout/tokens": 9},
+               {"step": 1, "num_tokens": 60, "completions/mean_length": 10.0, "heldout/mean_length": 4.0,
+                "heldout/tokens": 7}]
+    w = grpo_work({"generation_batch_size": 4, "eval_prompts": 2}, {}, metrics, P)
+    assert (w.trained, w.generated, w.notes) == (60, 4 * 10 + 9 + 7, [])

@@ -10,8 +10,8 @@ Where the tokens come from: ``pretrain``, the summary's ``tokens_seen_this_attem
 model's chosen and rejected texts both); ``grpo``, TRL's ``num_tokens`` (prompt + completion of
 every rollout, trained ``num_iterations`` times), completions generated = ``completions/mean_length``
 x ``generation_batch_size`` per rollout, plus the held-out checks' greedy answers
-(``heldout/mean_length`` x ``eval_prompts``: an upper bound where the task mixes in general
-prompts, which the check skips); ``sample``, the summary's ``tokens_generated_by_model``;
+(``heldout/tokens``; in runs from before it, ``heldout/mean_length`` x ``eval_prompts``: an upper
+bound where the task mixes in general prompts, which the check skips); ``sample``, the summary's ``tokens_generated_by_model``;
 ``evaluate``, the ``n_tokens`` of every row of ``data/samples.jsonl``. Tokens are the last attempt's
 (the runner's ``seconds`` are too): a resumed stage did part of its work in an earlier attempt.
 

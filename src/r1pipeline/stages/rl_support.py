@@ -94,7 +94,8 @@ class HeldOutEval:
         return {"heldout/accuracy": sum(acc) / n,
                 "heldout/format_rate": sum(any_format_reward(texts)) / n,
                 "heldout/cot_rate": sum(has_chain_of_thought(t) for t in texts) / n,
-                "heldout/mean_length": sum(o.n_tokens for o in outs) / n}
+                "heldout/mean_length": sum(o.n_tokens for o in outs) / n,
+                "heldout/tokens": sum(o.n_tokens for o in outs)}  # generated: the check's share of the work
 
 
 class MetricsCallback(TrainerCallback):
