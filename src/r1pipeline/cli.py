@@ -60,7 +60,11 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         only: Optional[str] = typer.Option(None, "--only", help="run just this stage (its inputs must be done)"),
         from_: Optional[str] = typer.Option(None, "--from", help="rerun this stage and every stage after it"),
         until: Optional[str] = typer.Option(None, "--until", help="run this stage and the stages it needs, no more"),
-        out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<spec name>)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<spec name>; "
+                                                               "with --seeds: runs/<spec name>-seeds)"),
+        seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds, e.g. 0,1,2: one run "
+                                            "directory per seed under --out (seed-0, ...), then replication.json "
+                                            "and report.md"),
         report: bool = typer.Option(True, "--report/--no-report", help="write report.md at the end"),
         num_processes: int = typer.Option(1, "--num-processes", min=1,
                                           help="data-parallel processes (GPUs, or CPU processes with gloo)"),
@@ -70,14 +74,12 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         print_launch: bool = typer.Option(False, "--print-launch",
                                           help="print the multi-process launch command instead of running it")):
     """Run a pipeline: finished stages are skipped, interrupted ones resume."""
-    from r1pipeline.pipeline.spec import SpecError, check_processes
-
-    s = _load(spec, set_)
-    run_dir = out or Path("runs") / s.name
     if launcher not in ("accelerate", "torchrun"):
         _fail(f"--launcher {launcher!r}: unknown launcher; fix: use accelerate or torchrun")
     if print_launch and num_processes == 1:
         _fail("--print-launch: nothing to launch for one process; fix: add --num-processes N (N > 1)")
+    seed_list = _parse_seeds(seeds) if seeds is not None else None
+    s = _load(spec, set_)
     from r1pipeline import distributed
 
     launched = distributed.launched_multiprocess()  # True in the processes a launcher started
@@ -85,32 +87,85 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     if launched and num_processes not in (1, world):
         _fail(f"--num-processes {num_processes}: this launch has {world} processes; fix: drop --num-processes "
               "when starting r1 under a launcher yourself")
+    _check_processes(spec, s, world)
+    relaunch = world > 1 and not launched
+    options = [*(a for flag, v in (("--only", only), ("--from", from_), ("--until", until)) if v for a in (flag, v)),
+               *([] if report else ["--no-report"])]
+    launch = dict(n=num_processes, launcher=launcher, accelerate_config=accelerate_config, print_only=print_launch)
+    if seed_list is None:
+        run_dir = out or Path("runs") / s.name
+        if relaunch:
+            _launch(spec, run_dir, options=[*_set_args(set_), *options], **launch)
+        else:
+            _run_here(spec, [(s, run_dir)], only, from_, until, report)
+        return
+    root = out or Path("runs") / f"{s.name}-seeds"
+    runs = [(_load(spec, [*(set_ or []), f"seed={seed}"]), root / f"seed-{seed}") for seed in seed_list]
+    if relaunch:
+        for (_, run_dir), seed in zip(runs, seed_list):
+            _launch(spec, run_dir, options=[*_set_args([*(set_ or []), f"seed={seed}"]), *options], **launch)
+        if not print_launch:
+            _replicate([d for _, d in runs], root, report)
+    else:
+        _run_here(spec, runs, only, from_, until, report, replicate_into=root)
+
+
+def _parse_seeds(text: str) -> List[int]:
+    """``--seeds 0,1,2`` as a list of distinct integers."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--seeds {text!r}: not a comma-separated list of integers; fix: write e.g. --seeds 0,1,2")
+    if not seeds or len(set(seeds)) != len(seeds):
+        _fail(f"--seeds {text!r}: give at least one seed, each once; fix: write e.g. --seeds 0,1,2")
+    return seeds
+
+
+def _set_args(overrides: Optional[List[str]]) -> List[str]:
+    return [a for kv in overrides or [] for a in ("--set", kv)]
+
+
+def _check_processes(spec_path: Path, s, world: int) -> None:
+    from r1pipeline.pipeline.spec import check_processes
+
     problems = check_processes(s, world)
     for p in problems:
-        typer.echo(f"{spec}: {p}", err=True)
+        typer.echo(f"{spec_path}: {p}", err=True)
     if problems:
         raise typer.Exit(2)
-    if world > 1 and not launched:
-        options = [*(a for kv in set_ or [] for a in ("--set", kv)),
-                   *(a for flag, v in (("--only", only), ("--from", from_), ("--until", until)) if v
-                     for a in (flag, v)),
-                   *([] if report else ["--no-report"])]
-        _launch(spec, run_dir, num_processes, launcher, accelerate_config, print_launch, options)
-        return
-    distributed.init()  # a no-op in a single process
-    from r1pipeline.pipeline.runner import run_pipeline
 
+
+def _run_here(spec_path: Path, runs, only, from_, until, report: bool, replicate_into: Optional[Path] = None) -> None:
+    """Run each (spec, run dir) in this process (or in each process of a launch), one after the
+    other; then, for ``--seeds``, write the replication summary on rank 0."""
+    from r1pipeline import distributed
+    from r1pipeline.pipeline.runner import run_pipeline
+    from r1pipeline.pipeline.spec import SpecError
+
+    distributed.init()  # a no-op in a single process
     try:
-        run_pipeline(s, run_dir, only=only, from_=from_, report=report, until=until)
+        for s, run_dir in runs:
+            run_pipeline(s, run_dir, only=only, from_=from_, report=report, until=until)
+        if replicate_into is not None and distributed.is_main():
+            _replicate([d for _, d in runs], replicate_into, report)
         distributed.finish()  # every rank waits for rank 0's report before it exits
     except SpecError as exc:
         if distributed.is_main():
             for p in exc.problems:
-                typer.echo(f"{spec}: {p}", err=True)
+                typer.echo(f"{spec_path}: {p}", err=True)
         raise typer.Exit(2)
 
 
-def _launch(spec: Path, run_dir: Path, n: int, launcher: "Launcher", accelerate_config: Optional[Path],
+def _replicate(run_dirs: List[Path], out: Path, report: bool = True) -> None:
+    from r1pipeline.pipeline.replication import ReplicationError, write_replication
+
+    try:
+        typer.echo(f"[r1] replication: {write_replication(run_dirs, out, report=report)}")
+    except ReplicationError as exc:
+        _fail(str(exc))
+
+
+def _launch(spec: Path, run_dir: Path, *, n: int, launcher: "Launcher", accelerate_config: Optional[Path],
             print_only: bool, options: List[str]) -> None:
     """Start (or print) ``r1 run`` on ``n`` processes; exit with the launch's status."""
     from r1pipeline.pipeline.launch import cli_target, launch_argv, relaunch, shell_line
@@ -173,13 +228,28 @@ def eval_(run_dir: Path = typer.Argument(..., help="a run directory"),
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run directory")):
-    """Write report.md and plots for a run directory."""
-    from r1pipeline.pipeline.report import write_report
+def report(run_dirs: List[Path] = typer.Argument(..., help="a run directory; a folder of run directories "
+                                                 "(r1 run --seeds); or several run directories of one spec"),
+           out: Optional[Path] = typer.Option(None, "--out", help="where the replication report goes "
+                                              "(default: the folder of run directories)")):
+    """Write report.md and plots: of one run, or of the runs of one spec over seeds (replication.json)."""
+    if len(run_dirs) == 1 and out is None:
+        d = run_dirs[0]
+        if (d / "spec.yaml").exists():
+            from r1pipeline.pipeline.report import write_report
 
-    if not (run_dir / "spec.yaml").exists():
-        _fail(f"{run_dir}: no spec.yaml; fix: give a run directory written by 'r1 run'")
-    typer.echo(str(write_report(run_dir)))
+            typer.echo(str(write_report(d)))
+            return
+        from r1pipeline.pipeline.replication import seed_dirs
+
+        found = seed_dirs(d) if d.is_dir() else []
+        if not found:
+            _fail(f"{d}: no spec.yaml and no run directories in it; fix: give a run directory written by 'r1 run', "
+                  "or the --out folder of 'r1 run --seeds'")
+        run_dirs, out = found, d
+    elif out is None:
+        _fail(f"{len(run_dirs)} run directories: where should the replication report go? fix: add --out DIR")
+    _replicate(list(run_dirs), out)
 
 
 @app.command()

@@ -1,9 +1,12 @@
 """The report card: ``report.md`` and PNG plots, built only from what the stages wrote.
 
 Reads ``spec.yaml``, each stage's ``manifest.json``, ``summary.json`` and ``metrics.jsonl``;
-never parses markdown back into numbers. One table of evaluation metrics by model (one row per
+never parses markdown back into numbers. First the findings (``pipeline/findings.py``: each claim
+of the paper with its effect, 95% interval and verdict on this run's seed; "not measured" where
+the run lacks the samples), then one table of evaluation metrics by model and set (one row per
 stage, as the paper's tables), one table of stages (kind, status, time, headline numbers), and
-the RL curves people look at (reward, held-out accuracy, response length over steps).
+the RL curves people look at (reward, held-out accuracy, response length over steps). Several
+seeds of one spec: ``pipeline/replication.py``.
 """
 
 from __future__ import annotations
@@ -171,6 +174,20 @@ def findings(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def findings_section(spec: dict[str, Any], run_dir: Path) -> list[str]:
+    """The report's first table: the spec's findings judged on this run's one seed."""
+    from r1pipeline.pipeline.findings import evaluate_findings, findings_table
+
+    seed = spec.get("seed", 0)
+    results = evaluate_findings(spec, [(seed, run_dir)])
+    if not results:
+        return []
+    return [f"## Findings (seed {seed})", "",
+            "Effect = left - right, with its 95% bootstrap interval over prompts; `holds` when the whole "
+            "interval passes the test. Over several seeds: `r1 run SPEC --seeds 0,1,2`.", "",
+            findings_table(results), ""]
+
+
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text()) if (run_dir / "spec.yaml").exists() else {}
@@ -185,6 +202,7 @@ def write_report(run_dir: Path) -> Path:
            f"- hardware: {_cpu()}, {os.cpu_count()} cores  ",
            f"- versions: {', '.join(f'{k} {v}' for k, v in versions.items())}  ",
            f"- stage wall time: {wall / 60:.1f} min", ""]
+    out += findings_section(spec, run_dir)
     for s in stages:
         m = manifests[s] or {}
         if m.get("kind") == "evaluate" and summaries[s]:
@@ -192,6 +210,9 @@ def write_report(run_dir: Path) -> Path:
             out += [f"## Evaluation ({s}): k={sm.get('k')} samples per prompt, {sm.get('n_prompts')} held-out "
                     f"prompts, T={sm.get('temperature')}, top-p={sm.get('top_p')}; 95% bootstrap intervals", "",
                     eval_table(sm), ""]
+            for name, extra in (sm.get("sets") or {}).items():
+                out += [f"### Set {name}: {extra.get('n_prompts')} prompts, at most {extra.get('max_new_tokens')} "
+                        "new tokens", "", eval_table(extra), ""]
             found = findings(sm)
             if found:
                 out += ["### The paper's findings, on this run", ""] + [f"- {line}" for line in found] + [""]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from r1pipeline.pipeline.findings import Finding, check_findings, eval_block, parse_findings
 from r1pipeline.stages import KINDS
 from r1pipeline.stages.base import Problem, StageConfig, did_you_mean
 
@@ -39,6 +40,7 @@ class Spec(BaseModel):
     seed: int = 0
     base_dir: str = Field(".", description="folder that relative paths in the spec are read from")
     stages: list[Any]  # StageConfig subclasses, validated one by one in load_spec
+    findings: list[Finding] | None = None  # the claims the report judges (pipeline/findings.py); None: defaults
 
     def stage(self, name: str) -> StageConfig:
         for s in self.stages:
@@ -74,8 +76,10 @@ class Spec(BaseModel):
         return [self.stage(n) for n in done]
 
     def to_yaml(self) -> str:
-        data = self.model_dump(mode="json", exclude={"stages"})
+        data = self.model_dump(mode="json", exclude={"stages", "findings"})
         data["stages"] = [s.model_dump(mode="json", exclude_none=True) for s in self.stages]
+        if self.findings is not None:
+            data["findings"] = [f.model_dump(mode="json", exclude_none=True) for f in self.findings]
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -204,18 +208,22 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
         problems += errs
         if cfg is not None:
             stages.append(cfg)
+    findings, errs = parse_findings(raw.pop("findings")) if raw.get("findings") is not None else (None, [])
+    problems += errs
     try:
         spec = Spec.model_validate({**raw, "stages": []})
     except ValidationError as exc:
         problems += _validation_problems(None, exc, Spec)
         raise SpecError(problems, source) from None
     spec.stages = stages
+    spec.findings = findings
     if problems:  # stage-level checks need every stage parsed
         raise SpecError(problems, source)
     problems = check_graph(spec)
     if not problems:
         for s in spec.stages:
             problems += s.check(spec)
+        problems += check_findings(spec.findings or [], eval_block(spec.stages))
     if problems:
         raise SpecError(problems, source)
     return spec
