@@ -116,6 +116,8 @@ def precision_dtype(manifest: dict) -> str:
     'fp32'
     >>> precision_dtype({"precision": {"train": {"dtype": "float32"}, "rollout": {"dtype": "bfloat16"}}})
     'train:fp32 rollout:bf16'
+    >>> precision_dtype({"precision": {m: {"dtype": d} for m, d in zip("abc", ("float32", "bfloat16", "float32"))}})
+    'fp32x2 bf16x1'
     >>> precision_dtype({}), precision_dtype({"precision": {"dtype": "bfloat16"}})
     ('-', 'bf16')
     """
@@ -129,6 +131,9 @@ def precision_dtype(manifest: dict) -> str:
         return "-"
     if len(set(dtypes.values())) == 1:
         return next(iter(dtypes.values()))
+    if len(dtypes) > 2:  # evaluate: one entry per model
+        counts = {d: list(dtypes.values()).count(d) for d in dict.fromkeys(dtypes.values())}
+        return " ".join(f"{d}x{n}" for d, n in counts.items())
     return " ".join(f"{k}:{d}" for k, d in dtypes.items())
 
 
