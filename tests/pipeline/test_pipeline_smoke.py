@@ -63,6 +63,19 @@ def test_every_stage_finishes_and_writes_its_artifacts(micro_run: Path):
     assert (micro_run / "spec.yaml").exists()
 
 
+def test_every_stage_records_the_work_it_did(micro_run: Path):
+    """What bench/pipeline.py reads: CPU seconds, and tokens and FLOPs from each stage's own files."""
+    from r1pipeline.pipeline.work import TRAINING_KINDS, params_resolver, stage_work
+
+    params_of = params_resolver(micro_run)
+    for stage in STAGES:
+        m = manifest(micro_run, stage)
+        work = stage_work(micro_run / stage, m, params_of)
+        assert m["cpu_seconds"] > 0 and work.flops > 0 and not work.notes, (stage, work)
+        assert (work.trained > 0) == (m["kind"] in TRAINING_KINDS), (stage, work)
+        assert (work.generated > 0) == (m["kind"] in ("grpo", "sample", "evaluate")), (stage, work)
+
+
 def test_evaluate_summary_has_the_documented_schema(micro_run: Path):
     s = json.loads((micro_run / "evaluate" / "summary.json").read_text())
     evaluated = next(st for st in MICRO["stages"] if st["kind"] == "evaluate")["models"]
