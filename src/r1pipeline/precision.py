@@ -45,7 +45,9 @@ BF16_MARGIN = 1.2     # bf16 must be this many times faster than fp32 to be chos
 HOPELESS = 4.0        # one bf16 call this many times the best fp32 one: stop measuring bf16
 FLOP_CAP = 2e8        # per probed GEMM (2mkn): about 5 ms in fp32 and 0.1 s in bf16 on one AVX2 core
 MIN_ROWS = 16         # ... except that a GEMM keeps 16 rows (a 7B model's MLP: ~2e9 FLOP), not a GEMV
-FP32_REPEATS, BF16_REPEATS = 5, 3
+ROUNDS = 4            # interleaved fp32/bf16 samples per shape (ABAB: a burst of load hits both)
+MIN_SAMPLE = 2e-3     # seconds: a timed sample repeats the GEMM until it lasts about this long
+BUSY = 1.0            # load average per core above which a measurement is used but not cached
 DEFAULT_SHAPES_OF = (576, 1536, 512)  # (hidden, intermediate, tokens): SmolLM2-135M, when unknown
 ENV_FORCE, ENV_CACHE = "R1_DTYPE_AUTO", "R1_CACHE_DIR"
 CACHE_FILE, CACHE_VERSION = "precision.json", 1
@@ -100,6 +102,8 @@ class Measurement:
     threads: int
     wall_seconds: float                # the probe's own time, warm-ups included
     note: str = ""
+    stable: bool = True                # the two halves of the rounds agree on which side of the margin bf16 is
+    load: float | None = None          # load average per core while measuring (None: unknown)
 
     def gflops(self) -> dict[str, float | None]:
         """GFLOP/s per dtype over the shapes both dtypes measured (None: not measured)."""
@@ -134,17 +138,23 @@ class Decision:
             m = self.measurement
             out.update(gflops={d: None if r is None else round(r, 2) for d, r in m.gflops().items()},
                        threads=m.threads, shapes=[list(s) for s in m.shapes],
-                       probe_seconds=round(m.wall_seconds, 3), note=m.note or None)
+                       probe_seconds=round(m.wall_seconds, 3), note=m.note or None, stable=m.stable,
+                       load_per_core=m.load)
         return {**out, **self.extra}
 
 
-def decide(gflops: Mapping[str, float | None] | None, facts: Facts) -> tuple[str, str]:
+def decide(gflops: Mapping[str, float | None] | None, facts: Facts, stable: bool = True) -> tuple[str, str]:
     """(dtype, reason) from measured GFLOP/s per dtype and the machine's facts; no I/O.
+
+    An unstable measurement (the halves of the probe disagreed, as on a busy machine) never
+    picks bf16: a wrong bf16 can cost 60x, a wrong fp32 at most the AMX gain.
 
     >>> decide({"float32": 80.0, "bfloat16": 1.3}, Facts("cpu", "x86_64", isa=("avx2",)))[0]
     'float32'
     >>> decide({"float32": 80.0, "bfloat16": 320.0}, Facts("cpu", "x86_64", isa=("amx_bf16",)))[0]
     'bfloat16'
+    >>> decide({"float32": 80.0, "bfloat16": 320.0}, Facts("cpu", "x86_64"), stable=False)[0]
+    'float32'
     """
     if facts.device == "cuda":
         if facts.cuda_bf16:
@@ -158,6 +168,9 @@ def decide(gflops: Mapping[str, float | None] | None, facts: Facts) -> tuple[str
         return "float32", f"bf16 GEMMs could not be measured on {facts.device}{hint}"
     ratio = bf16 / fp32
     verdict = f"bf16 GEMMs ran {ratio:.2f}x fp32 ({bf16:.1f} vs {fp32:.1f} GFLOP/s)"
+    if ratio >= BF16_MARGIN and not stable:
+        return "float32", (f"{verdict}, but the probe's halves disagreed (a busy machine?): float32, the "
+                           f"safe choice{hint}")
     if ratio >= BF16_MARGIN:
         return "bfloat16", f"{verdict}, at least {BF16_MARGIN}x{hint}"
     return "float32", f"{verdict}, below the {BF16_MARGIN}x that bf16 needs{hint}"
@@ -219,7 +232,8 @@ class GemmTimer:
         elif self.device == "mps":
             torch.mps.synchronize()
 
-    def __call__(self, shape: Shape, dtype: str) -> float:
+    def __call__(self, shape: Shape, dtype: str, reps: int = 1) -> float:
+        """Seconds per call, over ``reps`` back-to-back calls."""
         import torch
         import torch.nn.functional as F
 
@@ -233,19 +247,23 @@ class GemmTimer:
             self._sync()
         x, w = self._tensors[key]
         start = time.perf_counter()
-        F.linear(x, w)
+        for _ in range(reps):
+            F.linear(x, w)
         self._sync()
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) / reps
 
 
 def probe(shapes: Sequence[Shape], device: str = "cpu",
-          timer: Callable[[Shape, str], float] | None = None) -> Measurement:
-    """Best-of-N seconds of fp32 and bf16 GEMMs at ``shapes`` on the current thread count.
+          timer: Callable[..., float] | None = None) -> Measurement:
+    """Best seconds of fp32 and bf16 GEMMs at ``shapes`` on the current thread count.
 
-    Per shape: the best of ``FP32_REPEATS`` fp32 calls, then one bf16 call; when that one is
-    ``HOPELESS`` times the fp32 time, bf16 is not timed again, here or at the later shapes (the
-    rates then cover the shapes measured so far), else the best of ``BF16_REPEATS``. A bf16 that
-    raises (no kernel on this device) is recorded as not measured.
+    Per shape, ``ROUNDS`` rounds of one fp32 sample then one bf16 sample (interleaved, so that a
+    burst of other work slows both), each sample the mean over enough back-to-back calls to
+    last ``MIN_SAMPLE``; the best sample per dtype counts. When bf16's first sample is already
+    ``HOPELESS`` times fp32's, bf16 is not timed again, here or at the later shapes (the rates
+    then cover the shapes measured so far). The measurement is ``stable`` when the first and the
+    second half of the rounds put bf16 on the same side of ``BF16_MARGIN``. A bf16 that raises
+    (no kernel on this device) is recorded as not measured.
     """
     import torch
 
@@ -253,24 +271,61 @@ def probe(shapes: Sequence[Shape], device: str = "cpu",
     shapes = tuple(tuple(int(v) for v in s) for s in shapes)
     start = time.perf_counter()
     seconds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
-    note = ""
+    halves: list[tuple[float, float]] = []  # (fp32, bf16) seconds summed over the shapes, per half
+    note, bf16_on = "", True
     for shape in shapes:
-        fp32 = min(timer(shape, "float32") for _ in range(FP32_REPEATS))
-        seconds["float32"].append(fp32)
-        try:
-            first = timer(shape, "bfloat16")
-        except (RuntimeError, TypeError) as exc:
-            seconds["bfloat16"].clear()
-            note = f"bf16 failed: {type(exc).__name__}: {exc}"[:300]
+        reps = max(1, min(1000, int(MIN_SAMPLE / max(timer(shape, "float32"), 1e-7))))
+        samples: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+        for _ in range(ROUNDS):
+            samples["float32"].append(timer(shape, "float32", reps))
+            if not bf16_on:
+                continue
+            try:
+                samples["bfloat16"].append(timer(shape, "bfloat16", 1 if len(samples["bfloat16"]) == 0 else reps))
+            except (RuntimeError, TypeError) as exc:
+                seconds["bfloat16"].clear()
+                note, bf16_on = f"bf16 failed: {type(exc).__name__}: {exc}"[:300], False
+                break
+            if samples["bfloat16"][0] > HOPELESS * samples["float32"][0]:
+                note, bf16_on = (f"bf16 timed once at {shape}: {samples['bfloat16'][0] / samples['float32'][0]:.0f}x "
+                                 f"the fp32 time (more than {HOPELESS:g}x), so no more shapes were probed"), False
+                seconds["bfloat16"].append(samples["bfloat16"][0])
+                break
+        seconds["float32"].append(min(samples["float32"]))
+        if bf16_on:
+            seconds["bfloat16"].append(min(samples["bfloat16"]))
+            half = ROUNDS // 2
+            halves.append((min(samples["float32"][:half]), min(samples["bfloat16"][:half])))
+            halves.append((min(samples["float32"][half:]), min(samples["bfloat16"][half:])))
+        else:
             break
-        if first > HOPELESS * fp32:
-            seconds["bfloat16"].append(first)
-            note = (f"bf16 timed once at {shape}: {first / fp32:.0f}x the fp32 time "
-                    f"(more than {HOPELESS:g}x), so no more shapes were probed")
-            break
-        seconds["bfloat16"].append(min([first] + [timer(shape, "bfloat16") for _ in range(BF16_REPEATS - 1)]))
     return Measurement(shapes=shapes, seconds=seconds, threads=torch.get_num_threads(),
-                       wall_seconds=time.perf_counter() - start, note=note)
+                       wall_seconds=time.perf_counter() - start, note=note, stable=_halves_agree(halves),
+                       load=machine_load())
+
+
+def _halves_agree(halves: list[tuple[float, float]]) -> bool:
+    """Whether the first halves and the second halves of the rounds (alternating in ``halves``)
+    both put bf16 on the same side of the margin; True when bf16 was not timed to the end.
+
+    >>> _halves_agree([(1.0, 0.5), (1.0, 0.6)]), _halves_agree([(1.0, 0.5), (1.0, 1.1)])
+    (True, False)
+    """
+    if not halves:
+        return True
+    sides = []
+    for part in (halves[0::2], halves[1::2]):
+        fp32, bf16 = sum(f for f, _ in part), sum(b for _, b in part)
+        sides.append(fp32 / bf16 >= BF16_MARGIN)
+    return sides[0] == sides[1]
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average per CPU core (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0] / (os.cpu_count() or 1), 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def cache_path(env: Mapping[str, str] | None = None) -> Path:
@@ -325,7 +380,8 @@ def cached_measurement(entry: Any) -> Measurement | None:
         return Measurement(shapes=tuple(tuple(int(v) for v in s) for s in entry["shapes"]),
                            seconds={d: [float(t) for t in entry["seconds"][d]] for d in CONCRETE},
                            threads=int(entry["threads"]), wall_seconds=float(entry["wall_seconds"]),
-                           note=str(entry.get("note", "")))
+                           note=str(entry.get("note", "")), stable=bool(entry.get("stable", True)),
+                           load=entry.get("load"))
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -357,13 +413,28 @@ def _measured(facts: Facts, shapes: tuple[Shape, ...], remeasure: bool) -> Decis
     path = cache_path()
     key = cache_key(facts, torch.get_num_threads(), shapes, torch.__version__)
     measurement = None if remeasure else cached_measurement(read_cache(path).get(key))
-    source = "cached"
+    source, extra = "cached", {"torch": torch.__version__, "cache": str(path)}
     if measurement is None:
         measurement, source = probe(shapes, facts.device), "measured"
-        write_cache(path, key, measurement)
-    dtype, reason = decide(measurement.gflops(), facts)
-    return Decision(dtype, reason, source, device=facts.device, facts=facts, measurement=measurement,
-                    extra={"torch": torch.__version__, "cache": str(path)})
+        if trustworthy(measurement):
+            write_cache(path, key, measurement)
+        else:  # used for this stage only: the next one measures again
+            extra["not_cached"] = (f"load {measurement.load} per core" if measurement.stable
+                                   else "the probe's halves disagreed")
+    dtype, reason = decide(measurement.gflops(), facts, measurement.stable)
+    return Decision(dtype, reason, source, device=facts.device, facts=facts, measurement=measurement, extra=extra)
+
+
+def trustworthy(m: Measurement) -> bool:
+    """Whether a measurement may stand for this machine in the cache: stable, and taken while
+    the cores were not oversubscribed (a probe on a busy machine measures the other work).
+
+    >>> trustworthy(Measurement((), {}, 1, 0.1, stable=True, load=0.5))
+    True
+    >>> trustworthy(Measurement((), {}, 1, 0.1, stable=True, load=3.5))
+    False
+    """
+    return m.stable and (m.load is None or m.load <= BUSY)
 
 
 def resolve_agreed(dtype: str = "auto", shapes: Sequence[Shape] | None = None,
