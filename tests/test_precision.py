@@ -122,19 +122,24 @@ def forbidden_probe(*_, **__):
     raise AssertionError("measured although the answer was known")
 
 
-def fake_probe(bf16_speedup: float, calls: list | None = None):
-    def probe(shapes, device="cpu"):
+def fake_probe(bf16_speedup: float, calls: list | None = None, on_one_thread: float | None = None):
+    """A probe that finds bf16 ``bf16_speedup`` times fp32 (``on_one_thread`` on one thread, if given)."""
+    def probe(shapes, device="cpu", threads=None):
+        threads = threads or torch.get_num_threads()
         if calls is not None:
-            calls.append(tuple(shapes))
+            calls.append((tuple(shapes), threads))
+        speedup = on_one_thread if threads == 1 and on_one_thread is not None else bf16_speedup
         per_shape = [1e-3] * len(shapes)
-        return Measurement(tuple(shapes), {"float32": per_shape, "bfloat16": [t / bf16_speedup for t in per_shape]},
-                           threads=torch.get_num_threads(), wall_seconds=0.01)
+        return Measurement(tuple(shapes), {"float32": per_shape, "bfloat16": [t / speedup for t in per_shape]},
+                           threads=threads, wall_seconds=0.01)
     return probe
 
 
 @pytest.fixture
 def cache(monkeypatch, tmp_path):
-    """An empty cache folder, no override, this machine's facts pinned to an AVX2 CPU."""
+    """An empty cache folder, no override, this machine's facts pinned to an AVX2 CPU, one thread
+    (so that one probe is one measurement: the one-thread gate has tests of its own)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     monkeypatch.setenv(precision.ENV_CACHE, str(tmp_path))
     monkeypatch.delenv(precision.ENV_FORCE, raising=False)
     monkeypatch.setattr(precision, "machine_facts", lambda device: AVX2)
@@ -254,17 +259,52 @@ def test_the_real_probe_on_this_machine(monkeypatch, tmp_path):
     assert record["dtype"] in ("float32", "bfloat16") and record["source"] == "measured"
     assert record["stable"] in (True, False) and ("not_cached" in record) != precision.trustworthy(d.measurement)
     assert record["gflops"]["float32"] > 0 and record["gflops"]["bfloat16"] > 0
-    assert record["threads"] == torch.get_num_threads() and record["cpu"] and record["reason"]
+    assert record["threads"] in (1, torch.get_num_threads()) and record["cpu"] and record["reason"]
     again = precision.resolve("auto", precision.model_shapes(128, 512, 128 * 70), "cpu").source
     assert again == ("cached" if precision.trustworthy(d.measurement) else "measured")  # a busy CI machine
 
 
 @pytest.mark.parametrize(("stable", "load"), [(False, 0.2), (True, 3.0)], ids=["unstable", "busy"])
 def test_an_untrustworthy_measurement_decides_this_run_but_is_not_cached(cache, monkeypatch, stable, load):
-    def probe(shapes, device="cpu"):
+    def probe(shapes, device="cpu", threads=None):
         return Measurement(tuple(shapes), {"float32": [1e-3] * len(shapes), "bfloat16": [1e-3] * len(shapes)},
                            threads=torch.get_num_threads(), wall_seconds=0.01, stable=stable, load=load)
     monkeypatch.setattr(precision, "probe", probe)
     d = precision.resolve("auto", SHAPES)
     assert d.dtype == "float32" and d.source == "measured" and d.record()["not_cached"]
     assert not cache.exists() or precision.read_cache(cache) == {}
+
+
+def test_one_thread_gates_bf16_so_a_busy_machine_cannot_pick_it(cache, monkeypatch):
+    # micro.yaml's shapes under a load of 9 on 2 AVX2 cores: bf16 "3.7x" on 2 threads, 0.13x on one
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls: list = []
+    monkeypatch.setattr(precision, "probe", fake_probe(3.7, calls, on_one_thread=0.13))
+    d = precision.resolve("auto", SHAPES, "cpu")
+    assert d.dtype == "float32" and d.reason.startswith("on one thread, bf16 GEMMs ran 0.13x")
+    assert calls == [(SHAPES, 1)]  # the stage's threads are not probed once one thread says fp32
+    assert (d.record()["threads"], d.record()["stage_threads"]) == (1, 2)
+
+
+def test_bf16_must_win_on_one_thread_and_on_the_stages_threads(cache, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls: list = []
+    monkeypatch.setattr(precision, "probe", fake_probe(4.0, calls))
+    d = precision.resolve("auto", SHAPES, "cpu")
+    assert d.dtype == "bfloat16" and calls == [(SHAPES, 1), (SHAPES, 2)]
+    assert d.record()["threads"] == 2 and d.record()["one_thread"]["gflops"]["bfloat16"] > 0
+    monkeypatch.setattr(precision, "probe", fake_probe(1.0, calls, on_one_thread=4.0))
+    precision.resolve("auto", SHAPES, "cpu")  # both cached now: nothing measured
+    assert len(calls) == 2 and len(precision.read_cache(cache)) == 2
+    monkeypatch.setenv(precision.ENV_FORCE, "measure")
+    assert precision.resolve("auto", SHAPES, "cpu").dtype == "float32"  # wins on one thread only
+
+
+def test_probe_runs_on_the_threads_asked_and_restores_torchs_count():
+    before, seen = torch.get_num_threads(), set()
+
+    def timer(shape, dtype, reps=1):
+        seen.add(torch.get_num_threads())
+        return 1e-3
+    m = precision.probe(SHAPES, timer=timer, threads=1)
+    assert seen == {1} and m.threads == 1 and torch.get_num_threads() == before

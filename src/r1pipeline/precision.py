@@ -8,9 +8,11 @@ CPU flags cannot tell these apart, so ``auto`` measures:
 
 * ``probe``: a few GEMMs at the shapes of the model about to run (``model_shapes``: one
   transformer layer's projections at its tokens per matmul, capped at ``FLOP_CAP`` each), fp32 vs
-  bf16 inputs (what ``torch.autocast`` and bf16 weights run), on ``torch.get_num_threads()``
-  threads: a warm-up call, then the best of a few. bf16 stops after one timed call when that call
-  is already ``HOPELESS`` times the fp32 time. Well under a second (see the README for numbers);
+  bf16 inputs (what ``torch.autocast`` and bf16 weights run), first on one thread (a core's
+  instructions decide, even on a busy machine), then, only if bf16 won there, on the stage's
+  ``torch.get_num_threads()``; bf16 must win both. Interleaved samples, the best counts; bf16
+  stops after one sample when it is already ``HOPELESS`` times fp32. A fraction of a second on an
+  idle machine (see the README for numbers);
 * ``decide``: a pure function of the measured rates and the facts of the machine; bf16 only when
   it is at least ``BF16_MARGIN`` times fp32 (a wrong bf16 can cost 60x, a wrong fp32 at most the
   AMX gain). CUDA: bf16 where ``torch.cuda.is_bf16_supported()``, else fp32, nothing measured;
@@ -253,9 +255,10 @@ class GemmTimer:
         return (time.perf_counter() - start) / reps
 
 
-def probe(shapes: Sequence[Shape], device: str = "cpu",
-          timer: Callable[..., float] | None = None) -> Measurement:
-    """Best seconds of fp32 and bf16 GEMMs at ``shapes`` on the current thread count.
+def probe(shapes: Sequence[Shape], device: str = "cpu", timer: Callable[..., float] | None = None,
+          threads: int | None = None) -> Measurement:
+    """Best seconds of fp32 and bf16 GEMMs at ``shapes`` on ``threads`` threads (default: the
+    current count; torch's count is restored afterwards).
 
     Per shape, ``ROUNDS`` rounds of one fp32 sample then one bf16 sample (interleaved, so that a
     burst of other work slows both), each sample the mean over enough back-to-back calls to
@@ -267,8 +270,20 @@ def probe(shapes: Sequence[Shape], device: str = "cpu",
     """
     import torch
 
-    timer = timer or GemmTimer(device)
-    shapes = tuple(tuple(int(v) for v in s) for s in shapes)
+    before = torch.get_num_threads()
+    if threads and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        return _probe(tuple(tuple(int(v) for v in s) for s in shapes), timer or GemmTimer(device))
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _probe(shapes: tuple[Shape, ...], timer: Callable[..., float]) -> Measurement:
+    """``probe`` on the current thread count."""
+    import torch
+
     start = time.perf_counter()
     seconds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
     halves: list[tuple[float, float]] = []  # (fp32, bf16) seconds summed over the shapes, per half
@@ -407,22 +422,52 @@ def resolve(dtype: str = "auto", shapes: Sequence[Shape] | None = None, device: 
 
 
 def _measured(facts: Facts, shapes: tuple[Shape, ...], remeasure: bool) -> Decision:
-    """``auto`` on a CPU or an MPS device: the cached rates for this key, else a probe (then cached)."""
+    """``auto`` on a CPU or an MPS device: bf16 only when it wins on one thread *and* on the
+    stage's threads (CPU), each measurement cached under its own thread count.
+
+    The one-thread probe is the gate: bf16's speed relative to fp32 is a property of a core's
+    instructions, and one thread measures it even on a busy machine. With several threads, every
+    GEMM waits for its slowest thread; where other processes hold the cores, a small fp32 GEMM then
+    takes tens of milliseconds while bf16, parallelised differently, seems faster (micro.yaml's
+    shapes under a load of 9 on 2 AVX2 cores: bf16 "3.7x" on 2 threads, 0.13x on one).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    extra: dict[str, Any] = {"torch": torch.__version__, "cache": str(cache_path())}
+    if facts.device == "cpu" and threads > 1:
+        one, one_source, one_note = _measurement(facts, shapes, 1, remeasure)
+        dtype, reason = decide(one.gflops(), facts, one.stable)
+        if dtype != "bfloat16":
+            extra.update(stage_threads=threads, **({"not_cached": one_note} if one_note else {}))
+            return Decision(dtype, f"on one thread, {reason}", one_source, device=facts.device, facts=facts,
+                            measurement=one, extra=extra)
+        extra["one_thread"] = {"gflops": {d: None if r is None else round(r, 2) for d, r in one.gflops().items()},
+                               "probe_seconds": round(one.wall_seconds, 3), "source": one_source}
+    measurement, source, note = _measurement(facts, shapes, threads, remeasure)
+    if note:
+        extra["not_cached"] = note
+    dtype, reason = decide(measurement.gflops(), facts, measurement.stable)
+    return Decision(dtype, reason, source, device=facts.device, facts=facts, measurement=measurement, extra=extra)
+
+
+def _measurement(facts: Facts, shapes: tuple[Shape, ...], threads: int,
+                 remeasure: bool) -> tuple[Measurement, str, str]:
+    """(measurement on ``threads`` threads, cached | measured, why it was not cached or "")."""
     import torch
 
     path = cache_path()
-    key = cache_key(facts, torch.get_num_threads(), shapes, torch.__version__)
+    key = cache_key(facts, threads, shapes, torch.__version__)
     measurement = None if remeasure else cached_measurement(read_cache(path).get(key))
-    source, extra = "cached", {"torch": torch.__version__, "cache": str(path)}
-    if measurement is None:
-        measurement, source = probe(shapes, facts.device), "measured"
-        if trustworthy(measurement):
-            write_cache(path, key, measurement)
-        else:  # used for this stage only: the next one measures again
-            extra["not_cached"] = (f"load {measurement.load} per core" if measurement.stable
-                                   else "the probe's halves disagreed")
-    dtype, reason = decide(measurement.gflops(), facts, measurement.stable)
-    return Decision(dtype, reason, source, device=facts.device, facts=facts, measurement=measurement, extra=extra)
+    if measurement is not None:
+        return measurement, "cached", ""
+    measurement = probe(shapes, facts.device, threads=threads)
+    if trustworthy(measurement):
+        write_cache(path, key, measurement)
+        return measurement, "measured", ""
+    # used for this stage only: the next one measures again
+    return measurement, "measured", (f"load {measurement.load} per core" if measurement.stable
+                                     else "the probe's halves disagreed")
 
 
 def trustworthy(m: Measurement) -> bool:

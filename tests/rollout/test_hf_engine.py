@@ -120,7 +120,7 @@ def test_default_dtype_follows_the_measurement_at_the_models_shapes(monkeypatch,
     monkeypatch.setenv(precision.ENV_FORCE, "measure")  # measure every time: no cache hits
     seen = []
     for speedup, expected in ((4.0, "bfloat16"), (1 / 60, "float32")):
-        def probe(shapes, device="cpu", speedup=speedup):
+        def probe(shapes, device="cpu", threads=None, speedup=speedup):
             seen.append(tuple(shapes))
             return precision.Measurement(tuple(shapes), {"float32": [1.0] * len(shapes),
                                                          "bfloat16": [1.0 / speedup] * len(shapes)}, 1, 0.0)
