@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1pipeline.pipeline.rundir import MANIFEST, read_json
+from r1pipeline.rundir import MANIFEST, read_json
 from r1pipeline.pipeline.work import TRAINING_KINDS, Work, params_resolver, stage_work
 
 ROOT = Path(__file__).resolve().parents[1]

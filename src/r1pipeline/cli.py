@@ -205,7 +205,7 @@ def eval_(run_dir: Path = typer.Argument(..., help="a run directory"),
     if models:
         block["models"] = [m.strip() for m in models.split(",") if m.strip()]
     # reward-model scores only from reward models this run has finished
-    from r1pipeline.pipeline.rundir import read_json
+    from r1pipeline.rundir import read_json
 
     block["reward_models"] = {k: v for k, v in (block.get("reward_models") or {}).items()
                               if (read_json(run_dir / v / "manifest.json") or {}).get("status") == "done"}
@@ -222,7 +222,7 @@ def eval_(run_dir: Path = typer.Argument(..., help="a run directory"),
             typer.echo(f"{spec_file}: {p}", err=True)
         raise typer.Exit(2)
     from r1pipeline.pipeline.report import eval_table
-    from r1pipeline.pipeline.rundir import read_json
+    from r1pipeline.rundir import read_json
 
     typer.echo(eval_table(read_json(run_dir / name / "summary.json")))
 

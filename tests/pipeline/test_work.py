@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from r1pipeline.pipeline.rundir import read_json
+from r1pipeline.rundir import read_json
 from r1pipeline.pipeline.work import grpo_work, model_parameters, params_resolver, stage_work
 from tests.pipeline.fake_work import P, P_RM, make_fake_run, write_model
 

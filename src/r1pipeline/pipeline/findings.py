@@ -201,7 +201,7 @@ DEFAULT_FINDINGS: list[Finding] = [
 def parse_findings(raw: Any) -> tuple[list[Finding], list[Problem]]:
     """A spec's ``findings:`` list, each entry validated alone so that a problem names its finding
     (``findings.<name>.<field>``)."""
-    from r1pipeline.pipeline.spec import _fix_for
+    from r1pipeline.stages.base import fix_for
 
     if not isinstance(raw, list):
         return [], [Problem(None, "findings", f"got {type(raw).__name__}", "write a list of findings")]
@@ -219,7 +219,7 @@ def parse_findings(raw: Any) -> tuple[list[Finding], list[Problem]]:
                     if loc[1] != branch:
                         continue
                     del loc[1]
-                message, fix = _fix_for(err)
+                message, fix = fix_for(err)
                 if err["type"] == "extra_forbidden":
                     model = Side if loc[0] in ("left", "right") and len(loc) > 1 else Finding
                     fix = did_you_mean(str(loc[-1]), list(model.model_fields)) + fix

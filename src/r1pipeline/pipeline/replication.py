@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import yaml
 
 from r1pipeline.pipeline.findings import MAIN_SET, eval_block, evaluate_findings, findings_table
-from r1pipeline.pipeline.rundir import MANIFEST, METRICS, SUMMARY, read_json, read_metrics, write_json, write_text_atomic
+from r1pipeline.rundir import MANIFEST, METRICS, SUMMARY, read_json, read_metrics, write_json, write_text_atomic
 
 IGNORED_KEYS = ("seed", "base_dir")  # what may differ between the runs of one replication
 CURVES = (("reward", "reward"), ("heldout/accuracy", "held-out accuracy (greedy)"),

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from r1pipeline.pipeline.rundir import MANIFEST, METRICS, SUMMARY, read_json, read_metrics, write_text_atomic
+from r1pipeline.rundir import MANIFEST, METRICS, SUMMARY, read_json, read_metrics, write_text_atomic
 
 EVAL_COLUMNS = [("pass@1", "pass@1"), ("cons@k", "cons@k"), ("pass@k", "pass@k"),
                 ("format_rate", "format"), ("cot_rate", "CoT share"),

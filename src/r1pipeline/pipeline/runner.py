@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from r1pipeline import distributed
-from r1pipeline.pipeline.rundir import MANIFEST, SUMMARY, read_json, write_json, write_text_atomic
+from r1pipeline.rundir import MANIFEST, SUMMARY, read_json, write_json, write_text_atomic
 from r1pipeline.pipeline.spec import Spec, SpecError
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from r1pipeline.pipeline.findings import Finding, check_findings, eval_block, parse_findings
 from r1pipeline.stages import KINDS
-from r1pipeline.stages.base import Problem, StageConfig, did_you_mean
+from r1pipeline.stages.base import Problem, StageConfig, did_you_mean, validation_problems
 
 
 class SpecError(Exception):
@@ -83,29 +83,6 @@ class Spec(BaseModel):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _fix_for(err: dict[str, Any]) -> tuple[str, str]:
-    """(message, fix) for one pydantic error."""
-    kind, msg, value = err["type"], err["msg"], err.get("input")
-    if kind == "extra_forbidden":
-        return "unknown field", "remove it or correct its spelling"
-    if kind == "missing":
-        return "required field is missing", "add it"
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    return f"got {shown}", msg[0].lower() + msg[1:]
-
-
-def _validation_problems(stage: str | None, exc: ValidationError, model: type[BaseModel],
-                         prefix: str = "") -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        message, fix = _fix_for(err)
-        if err["type"] == "extra_forbidden":
-            fix = did_you_mean(str(err["loc"][-1]), list(model.model_fields)) + fix
-        problems.append(Problem(stage, prefix + loc, message, fix))
-    return problems
-
-
 def _parse_value(text: str) -> Any:
     try:
         return yaml.safe_load(text)
@@ -155,7 +132,7 @@ def _parse_stage(raw: Any, index: int) -> tuple[StageConfig | None, list[Problem
     try:
         return cls.model_validate(raw), []
     except ValidationError as exc:
-        return None, _validation_problems(name, exc, cls)
+        return None, validation_problems(name, exc, cls)
 
 
 def check_graph(spec: Spec) -> list[Problem]:
@@ -213,7 +190,7 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
     try:
         spec = Spec.model_validate({**raw, "stages": []})
     except ValidationError as exc:
-        problems += _validation_problems(None, exc, Spec)
+        problems += validation_problems(None, exc, Spec)
         raise SpecError(problems, source) from None
     spec.stages = stages
     spec.findings = findings

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from r1pipeline.pipeline.rundir import METRICS, SUMMARY, read_json, read_metrics
+from r1pipeline.rundir import METRICS, SUMMARY, read_json, read_metrics
 
 TRAINING_KINDS = ("pretrain", "sft", "reward_model", "grpo")  # their own generation included (grpo)
 ParamsOf = Callable[[str], int | None]  # a model reference -> its matmul parameters

@@ -15,14 +15,13 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from r1pipeline.pipeline.rundir import METRICS, MetricsLog
+from r1pipeline.rundir import METRICS, MetricsLog
 
 if TYPE_CHECKING:
-    from r1pipeline.pipeline.spec import Spec
     from r1pipeline.precision import Decision
 
 
@@ -50,6 +49,44 @@ def did_you_mean(value: str, options: list[str]) -> str:
     return f"did you mean '{close[0]}'? " if close else ""
 
 
+def fix_for(err: dict[str, Any]) -> tuple[str, str]:
+    """(message, fix) for one pydantic error."""
+    kind, msg, value = err["type"], err["msg"], err.get("input")
+    if kind == "extra_forbidden":
+        return "unknown field", "remove it or correct its spelling"
+    if kind == "missing":
+        return "required field is missing", "add it"
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    return f"got {shown}", msg[0].lower() + msg[1:]
+
+
+def validation_problems(stage: str | None, exc: ValidationError, model: type[BaseModel],
+                        prefix: str = "") -> list[Problem]:
+    """One Problem per pydantic error of ``model``, its field path under ``prefix``."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        message, fix = fix_for(err)
+        if err["type"] == "extra_forbidden":
+            fix = did_you_mean(str(err["loc"][-1]), list(model.model_fields)) + fix
+        problems.append(Problem(stage, prefix + loc, message, fix))
+    return problems
+
+
+class SpecView(Protocol):
+    """What a stage's whole-spec checks read of the spec (``pipeline.spec.Spec`` is one; stages
+    never import the pipeline layer above them)."""
+
+    base_dir: str
+
+    @property
+    def stage_names(self) -> list[str]: ...
+
+    def stage(self, name: str) -> "StageConfig": ...
+
+    def path(self, p: str) -> Path: ...
+
+
 class StageConfig(BaseModel):
     """Fields every stage has. Subclasses pin ``kind`` to a literal and add their settings."""
 
@@ -71,7 +108,7 @@ class StageConfig(BaseModel):
         """Names of the stages whose artifacts this stage reads."""
         return []
 
-    def check(self, spec: "Spec") -> list[Problem]:
+    def check(self, spec: SpecView) -> list[Problem]:
         """Checks that need the rest of the spec (references, files, divisibility)."""
         return []
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from r1pipeline.stages.base import Problem, did_you_mean
-
-if TYPE_CHECKING:
-    from r1pipeline.pipeline.spec import Spec
+from r1pipeline.stages.base import Problem, SpecView, did_you_mean, validation_problems
 
 # bfloat16: bf16 autocast (training) or bf16 weights (generation); auto: bfloat16 where it is clearly
 # faster on this machine, measured once and cached (precision.py), else float32
@@ -60,7 +57,7 @@ def check_lora(stage: str, lora: Lora | None) -> list[Problem]:
                     "pip install 'r1pipeline[lora]' (or pip install peft), or remove the lora block")]
 
 
-def check_task(stage: str, field: str, block: dict[str, Any], spec: "Spec") -> list[Problem]:
+def check_task(stage: str, field: str, block: dict[str, Any], spec: SpecView) -> list[Problem]:
     """The task block names a registered source with valid settings and existing files."""
     from r1pipeline.tasks import registry
 
@@ -73,9 +70,7 @@ def check_task(stage: str, field: str, block: dict[str, Any], spec: "Spec") -> l
     try:
         src = cls(**params)
     except ValidationError as exc:
-        from r1pipeline.pipeline.spec import _validation_problems
-
-        return _validation_problems(stage, exc, cls, prefix=f"{field}.")
+        return validation_problems(stage, exc, cls, prefix=f"{field}.")
     missing = [Problem(stage, field, f"file not found: {f}", "check the path (relative to the spec file)")
                for f in src.files() if not spec.path(f).exists()]
     if missing or not src.files():
@@ -83,7 +78,7 @@ def check_task(stage: str, field: str, block: dict[str, Any], spec: "Spec") -> l
     return check_rows(stage, field, src, spec)
 
 
-def check_rows(stage: str, field: str, src, spec: "Spec") -> list[Problem]:
+def check_rows(stage: str, field: str, src, spec: SpecView) -> list[Problem]:
     """Read a file-backed source once, so that a bad row fails validation, not a training stage."""
     from r1pipeline.tasks.files import DataError
 
@@ -153,7 +148,7 @@ def reward_stage_refs(rewards: dict[str, Any], stage_names: set[str]) -> list[st
     return [v for u in reward_uses(rewards) for v in u.params.values() if isinstance(v, str) and v in stage_names]
 
 
-def check_rewards(stage: str, rewards: dict[str, Any], spec: "Spec | None" = None) -> list[Problem]:
+def check_rewards(stage: str, rewards: dict[str, Any], spec: "SpecView | None" = None) -> list[Problem]:
     """Reward names exist in the registry; weights are numbers; parameters fit the reward."""
     from r1pipeline.rewards import registry
 
@@ -184,7 +179,7 @@ def check_rewards(stage: str, rewards: dict[str, Any], spec: "Spec | None" = Non
     return problems
 
 
-def check_model_ref(stage: str, field: str, ref: str, spec: "Spec",
+def check_model_ref(stage: str, field: str, ref: str, spec: SpecView,
                     needs_model: bool = True) -> list[Problem]:
     """``ref`` is a stage of this spec that makes a model, a known model name, or a local path."""
     names = spec.stage_names

@@ -154,7 +154,7 @@ class Config(StageConfig):
 
 def load_reward_models(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     """The ``reward_model`` rewards of the named stages, judging what they were trained to judge."""
-    from r1pipeline.pipeline.rundir import read_json
+    from r1pipeline.rundir import read_json
     from r1pipeline.rewards import registry
 
     out = {}
@@ -179,7 +179,7 @@ def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str, ma
 
 def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], label: str):
     """``sample`` for several (prompts, max_new_tokens, seed) jobs, loading the model once."""
-    from r1pipeline.pipeline.progress import progress_bar
+    from r1pipeline.progress import progress_bar
     from r1pipeline.rollout.base import make_engine, resolve_kind
 
     total = sum(len(prompts) for prompts, _, _ in jobs) * cfg.k
@@ -230,7 +230,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     import json
 
     from r1pipeline import precision
-    from r1pipeline.pipeline.rundir import atomic_dir
+    from r1pipeline.rundir import atomic_dir
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render
 

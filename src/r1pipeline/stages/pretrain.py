@@ -132,8 +132,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     from r1pipeline import precision
     from r1pipeline.models.tiny import build_model, build_tokenizer
-    from r1pipeline.pipeline.checkpoint import latest_checkpoint, save_checkpoint
-    from r1pipeline.pipeline.progress import progress_bar
+    from r1pipeline.checkpoint import latest_checkpoint, save_checkpoint
+    from r1pipeline.progress import progress_bar
     from r1pipeline.stages.common import build_task
 
     task = build_task(cfg.task, spec_base)
@@ -184,7 +184,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "rng": torch.get_rng_state(), "step": step + 1})
 
-    from r1pipeline.pipeline.rundir import atomic_dir
+    from r1pipeline.rundir import atomic_dir
 
     with atomic_dir(ctx.model_dir) as out:
         model.save_pretrained(out)

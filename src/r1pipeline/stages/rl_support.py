@@ -13,7 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from r1pipeline import distributed
-from r1pipeline.pipeline.rundir import MetricsLog
+from r1pipeline.rundir import MetricsLog
 from r1pipeline.rewards.parse import has_chain_of_thought
 from r1pipeline.stages.common import reward_uses
 
@@ -116,7 +116,7 @@ class MetricsCallback(TrainerCallback):
         self._bar_cm = None
 
     def on_train_begin(self, args, state, control, model=None, **kw):
-        from r1pipeline.pipeline.progress import progress_bar
+        from r1pipeline.progress import progress_bar
 
         if state.global_step == 0 and self.evaluator is not None:
             record = {"step": 0, **self.evaluator.evaluate(model)}
@@ -265,7 +265,7 @@ def save_model(trainer, tokenizer, ctx, extra: dict[str, Any] | None = None) -> 
     """
     import contextlib
 
-    from r1pipeline.pipeline.rundir import atomic_dir, scratch_dir, write_json
+    from r1pipeline.rundir import atomic_dir, scratch_dir, write_json
 
     main = distributed.is_main()
     model = trainer.accelerator.unwrap_model(trainer.model)

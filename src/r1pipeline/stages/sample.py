@@ -145,7 +145,7 @@ def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_bas
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from r1pipeline.pipeline.progress import progress_bar
+    from r1pipeline.progress import progress_bar
     from r1pipeline.rewards.builtin import accuracy_reward
     from r1pipeline.rollout.hf import generate
     from r1pipeline.tasks.templates import render
@@ -207,7 +207,7 @@ def sample_file(src: FileSource, spec_base: str) -> list[dict[str, Any]]:
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     """Sample, filter, write; on a process other than rank 0, generate its share and return {}."""
-    from r1pipeline.pipeline.rundir import atomic_dir
+    from r1pipeline.rundir import atomic_dir
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render
 

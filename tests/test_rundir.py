@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1pipeline.pipeline.rundir import MetricsLog, atomic_dir, read_json, write_json
+from r1pipeline.rundir import MetricsLog, atomic_dir, read_json, write_json
 
 
 def test_atomic_dir_leaves_nothing_when_the_block_fails(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from r1pipeline.pipeline.rundir import atomic_dir
+from r1pipeline.rundir import atomic_dir
 
 _STEP = re.compile(r"^step-(\d+)$")
 
