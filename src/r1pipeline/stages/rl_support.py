@@ -149,10 +149,13 @@ class MetricsCallback(TrainerCallback):
                     record[f"reward_events/{fn.__name__}/{key}"] = value
         self.log.log(record)
         # a step without a rollout (mini_batches > 1) shows the last rollout's reward and length
-        self._shown.update({k: record[k] for k in ("reward", "completions/mean_length") if k in record})
+        self._shown.update({k: record[k] for k in ("reward", "completions/mean_length", "loss") if k in record})
         if self._bar is not None:
-            shown = [f"reward {self._shown.get('reward', float('nan')):.2f}",
-                     f"len {self._shown.get('completions/mean_length', float('nan')):.0f}"]
+            if "reward" in self._shown:  # GRPO
+                shown = [f"reward {self._shown['reward']:.2f}",
+                         f"len {self._shown.get('completions/mean_length', float('nan')):.0f}"]
+            else:  # SFT, reward models: no rollouts, the training loss
+                shown = [f"loss {self._shown['loss']:.3f}"] if "loss" in self._shown else []
             if "heldout/accuracy" in record:
                 shown.append(f"held-out acc {record['heldout/accuracy']:.2f}")
             self._bar.update(1, description=f"{self.label}: " + ", ".join(shown))
