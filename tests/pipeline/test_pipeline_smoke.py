@@ -122,15 +122,21 @@ def test_rerun_skips_finished_stages_and_leaves_them_untouched(micro_run: Path):
 
 
 def test_changed_setting_reruns_that_stage_and_downstream_only(micro_run: Path, tmp_path: Path):
+    """The student's base: the stage with the fewest downstream stages that still reach evaluate
+    through another stage (distill), so the teacher's chain must all be skipped."""
     run = tmp_path / "copy"
     shutil.copytree(micro_run, run)
     base_before = (run / "base" / "manifest.json").read_text()
     proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report",
-              "--set", "r1_zero.learning_rate=1e-4")
-    assert "base: done, skipped" in proc.stdout
-    assert "r1_zero (grpo)" in proc.stdout and "evaluate (evaluate)" in proc.stdout
+              "--set", "student_base.learning_rate=1e-4")
+    rerun = ["student_base", "distill", "student_zero", "evaluate"]
+    kinds = {s["name"]: s["kind"] for s in MICRO["stages"]}
+    for stage in STAGES:
+        ran = f"[r1] {stage} ({kinds[stage]}) -> " in proc.stdout
+        skipped = f"[r1] {stage}: done, skipped" in proc.stdout
+        assert (ran, skipped) == ((True, False) if stage in rerun else (False, True)), stage
     assert (run / "base" / "manifest.json").read_text() == base_before
-    assert manifest(run, "r1_zero")["config"]["learning_rate"] == 1e-4
+    assert manifest(run, "student_base")["config"]["learning_rate"] == 1e-4
 
 
 def test_from_reruns_the_named_stage_and_after(micro_run: Path, tmp_path: Path):
@@ -163,8 +169,8 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
 @pytest.mark.parametrize("victim", ["base", "r1_zero"])
 def test_sigkill_mid_stage_resumes_from_its_last_checkpoint(victim: str, tmp_path: Path):
     run = tmp_path / "run"
-    args = ["run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report",
-            "--set", "r1_zero.steps=6", "--set", "base.steps=30"]
+    args = ["run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report", "--until", victim,
+            "--set", "r1_zero.steps=6", "--set", "base.steps=30"]  # --until: resuming is the point, not the rest
     ready = {
         "base": lambda: (run / "base" / "checkpoints" / "step-10" / "state.pt").exists(),
         "r1_zero": lambda: (run / "r1_zero" / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists(),
