@@ -115,7 +115,7 @@ class CleanEnd:
     Formula: r = 1[the first ``</answer>`` is followed by no tag and at most ``max_tail``
     characters] (``parse.ends_clean``, the same check as evaluation's ``ends_clean_rate``). A
     completion cut at the length limit after running on fails it too, since its tail is long.
-    Not in the paper, whose format reward asks for the summary but not that the output stop
+    Source: ours; not in the paper, whose format reward asks for the summary but not that the output stop
     there. Without it the tiny world's reasoning RL drifted to ``<answer>2</answer> 2anso thhh``
     in 7% of samples: accuracy and format rewards read only the first answer, so nothing
     pushed back.
