@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+# The shared micro run's one override: micro's 20 pretraining steps leave the base repeating one
+# character; after 300 (about 7 s on one core) it writes the R1 tags and stops at its end-of-sequence
+# token, so the checkpoint tests compare both, and the sampling stages get some well-formed rows.
+# A test that reruns the CLI on this run passes it too, or every stage's hash would differ.
+MICRO_SETS = ("--set", "base.steps=300")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,3 +39,16 @@ def _precision_cache(tmp_path_factory):
     (``precision.py``); subprocesses inherit it."""
     if "R1_CACHE_DIR" not in os.environ:
         os.environ["R1_CACHE_DIR"] = str(tmp_path_factory.mktemp("r1-cache"))
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory) -> Path:
+    """configs/micro.yaml (with ``MICRO_SETS``) run once per session through the real CLI, report
+    included: the smoke tests and the checkpoint-loading tests read it; a test that changes a run
+    works on a copy. One run instead of one per module: a CLI process spends ~10 s importing."""
+    out = tmp_path_factory.mktemp("runs") / "micro"
+    proc = subprocess.run([sys.executable, "-m", "r1pipeline.cli", "run", str(CONFIGS / "micro.yaml"),
+                           "--out", str(out), *MICRO_SETS], capture_output=True, text=True,
+                          env={**os.environ, "R1_NO_PROGRESS": "1"}, timeout=900, check=False)
+    assert proc.returncode == 0, f"the micro run failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    return out

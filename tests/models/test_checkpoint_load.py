@@ -8,12 +8,14 @@ without special tokens, cut at the end-of-sequence token: what held-out checks d
 Reward models (``AutoModelForSequenceClassification``) must give the scores of the
 ``reward_model`` reward.
 
-The tiny checkpoints come from the micro pipeline, run through the CLI up to one stage of each
-kind that writes a model: ``base`` (pretrain), ``r1_zero`` (grpo), ``cold_start_sft`` (sft),
-``reward_helpful`` (reward_model); about 20 s on two cores. ``base`` trains 300 steps instead of
-micro's 20, which leave it repeating one character: at 300 it writes the R1 tags and stops at its
-end-of-sequence token, so the comparison sees both. SmolLM2 is the conversion already in
-the cache (``r1 models pull smollm2-135m-instruct``); its test skips when there is none.
+The tiny checkpoints come from the session's micro run (``micro_run`` in ``tests/conftest.py``,
+shared with the smoke tests), one stage of each kind that writes a model: ``base`` (pretrain),
+``r1_zero`` (grpo), ``cold_start_sft`` (sft), ``reward_helpful`` (reward_model). Its ``base``
+trains 300 steps instead of micro's 20, which leave it repeating one character: at 300 it writes
+the R1 tags and stops at its end-of-sequence token, so the comparison sees both. One plain
+process answers both tiny tests (it spends seconds importing transformers). SmolLM2 is the
+conversion already in the cache (``r1 models pull smollm2-135m-instruct``); its test skips when
+there is none.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from pathlib import Path
 import pytest
 
 from r1pipeline.models import catalog, smollm2
-from tests.conftest import CONFIGS
 
 PLAIN = Path(__file__).with_name("plain_load.py")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "R1_NO_PROGRESS": "1"}
@@ -58,38 +59,37 @@ def pipeline_greedy(path: Path, prompts: list[str]) -> list[str]:
     return [group[0].text for group in outs]
 
 
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "micro"
-    for until in ("cold_start_sft", "reward_helpful"):  # the second run reuses base
-        proc = subprocess.run([sys.executable, "-m", "r1pipeline.cli", "run", str(CONFIGS / "micro.yaml"),
-                               "--out", str(out), "--until", until, "--no-report", "--set", "base.steps=300"],
-                              capture_output=True, text=True, env=ENV, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
-def test_tiny_checkpoints_generate_the_pipelines_greedy_text_in_plain_transformers(micro_run: Path):
+def tiny_prompts() -> list[str]:
     from r1pipeline.tasks.templates import render
 
-    prompts = [render("r1_zero_short", q) for q in TINY_QUESTIONS]
-    paths = [micro_run / stage / "model" for stage in CAUSAL_STAGES]
-    plain = plain_transformers({"generate": [{"path": str(p), "prompts": prompts, "max_new_tokens": NEW_TOKENS}
-                                             for p in paths]})
-    for stage, path, texts in zip(CAUSAL_STAGES, paths, plain["generate"]):
-        assert any(texts) and texts == pipeline_greedy(path, prompts), stage
+    return [render("r1_zero_short", q) for q in TINY_QUESTIONS]
 
 
-def test_reward_model_checkpoint_scores_as_the_reward_does(micro_run: Path):
+RM_PROMPTS = ["User: reverse abc Assistant: ", "User: sort dcba Assistant: "]
+RM_COMPLETIONS = ["<think>reverse it</think> cba", "I cannot help with that."]
+
+
+@pytest.fixture(scope="module")
+def plain_tiny(micro_run: Path) -> dict:
+    """Plain transformers' greedy texts of the causal checkpoints and scores of the reward model."""
+    texts = [p + c + "</s>" for p, c in zip(RM_PROMPTS, RM_COMPLETIONS)]  # RewardTrainer trained at the EOS
+    return plain_transformers({
+        "generate": [{"path": str(micro_run / stage / "model"), "prompts": tiny_prompts(),
+                      "max_new_tokens": NEW_TOKENS} for stage in CAUSAL_STAGES],
+        "score": [{"path": str(micro_run / "reward_helpful" / "model"), "texts": texts}]})
+
+
+def test_tiny_checkpoints_generate_the_pipelines_greedy_text_in_plain_transformers(micro_run: Path,
+                                                                                   plain_tiny: dict):
+    for stage, texts in zip(CAUSAL_STAGES, plain_tiny["generate"], strict=True):
+        assert any(texts) and texts == pipeline_greedy(micro_run / stage / "model", tiny_prompts()), stage
+
+
+def test_reward_model_checkpoint_scores_as_the_reward_does(micro_run: Path, plain_tiny: dict):
     from r1pipeline.rewards.model import RewardModel
 
-    path = micro_run / "reward_helpful" / "model"
-    prompts = ["User: reverse abc Assistant: ", "User: sort dcba Assistant: "]
-    completions = ["<think>reverse it</think> cba", "I cannot help with that."]
-    texts = [p + c + "</s>" for p, c in zip(prompts, completions)]  # RewardTrainer trained at the EOS
-    plain = plain_transformers({"score": [{"path": str(path), "texts": texts}]})
-    ours = RewardModel(path=str(path))(completions, prompts=prompts)
-    assert ours == pytest.approx(plain["score"][0], rel=1e-4, abs=1e-5)
+    ours = RewardModel(path=str(micro_run / "reward_helpful" / "model"))(RM_COMPLETIONS, prompts=RM_PROMPTS)
+    assert ours == pytest.approx(plain_tiny["score"][0], rel=1e-4, abs=1e-5)
 
 
 def test_smollm2_conversion_generates_the_pipelines_greedy_text_in_plain_transformers():

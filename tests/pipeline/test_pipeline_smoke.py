@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, MICRO_SETS
 
 import yaml
 
@@ -33,13 +33,6 @@ def r1(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def manifest(run: Path, stage: str) -> dict:
     return json.loads((run / stage / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "micro"
-    r1("run", str(CONFIGS / "micro.yaml"), "--out", str(out))
-    return out
 
 
 def test_micro_covers_every_stage_kind():
@@ -115,7 +108,7 @@ def test_checkpoints_load_in_plain_transformers(micro_run: Path):
 
 def test_rerun_skips_finished_stages_and_leaves_them_untouched(micro_run: Path):
     before = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in STAGES}
-    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(micro_run), "--no-report")
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(micro_run), "--no-report", *MICRO_SETS)
     assert proc.stdout.count("done, skipped") == len(STAGES)
     after = {s: (micro_run / s / "manifest.json").stat().st_mtime_ns for s in before}
     assert after == before
@@ -127,7 +120,7 @@ def test_changed_setting_reruns_that_stage_and_downstream_only(micro_run: Path, 
     run = tmp_path / "copy"
     shutil.copytree(micro_run, run)
     base_before = (run / "base" / "manifest.json").read_text()
-    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report",
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report", *MICRO_SETS,
               "--set", "student_base.learning_rate=1e-4")
     rerun = ["student_base", "distill", "student_zero", "evaluate"]
     kinds = {s["name"]: s["kind"] for s in MICRO["stages"]}
@@ -142,7 +135,8 @@ def test_changed_setting_reruns_that_stage_and_downstream_only(micro_run: Path, 
 def test_from_reruns_the_named_stage_and_after(micro_run: Path, tmp_path: Path):
     run = tmp_path / "copy"
     shutil.copytree(micro_run, run)
-    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report", "--from", "evaluate")
+    proc = r1("run", str(CONFIGS / "micro.yaml"), "--out", str(run), "--no-report", *MICRO_SETS,
+              "--from", "evaluate")
     assert "base: done, skipped" in proc.stdout and "r1_zero: done, skipped" in proc.stdout
     assert "evaluate (evaluate)" in proc.stdout
 
@@ -216,20 +210,22 @@ def test_report_states_the_papers_findings(micro_run: Path):
 
 def test_micro_batches_accumulate_to_the_same_grpo_update(micro_run: Path, tmp_path: Path):
     """micro_batch_size splits each optimizer step into accumulated micro-steps: same losses, same
-    weights (a length-shaped reward, so that the tiny policy's advantages are not all zero)."""
+    weights. The one-pass side is the micro run's own r1_zero (16 completions per optimizer step);
+    the other reruns it on a copy in four micro-steps of 4."""
     from safetensors.torch import load_file
 
+    out = tmp_path / "micro-4"
+    shutil.copytree(micro_run, out)
+    r1("run", str(CONFIGS / "micro.yaml"), "--out", str(out), "--from", "r1_zero", "--until", "r1_zero",
+       "--no-report", *MICRO_SETS, "--set", "r1_zero.micro_batch_size=4")
+    assert manifest(out, "r1_zero")["config"]["micro_batch_size"] == 4
     models = {}
-    for micro in (None, 4):  # 16 completions per optimizer step: one pass, or four of 4
-        out = tmp_path / f"micro-{micro}"
-        shutil.copytree(micro_run, out)
-        extra = ["--set", f"r1_zero.micro_batch_size={micro}"] if micro else []
-        r1("run", str(CONFIGS / "micro.yaml"), "--out", str(out), "--from", "r1_zero", "--until", "r1_zero",
-           "--no-report", "--set", "r1_zero.rewards={cosine_length: 1.0}", *extra)
-        losses = [m["loss"] for m in map(json.loads, (out / "r1_zero" / "metrics.jsonl").read_text().splitlines())
-                  if "loss" in m]
-        models[micro] = (losses, load_file(out / "r1_zero" / "model" / "model.safetensors"))
-    (one, w1), (acc, w4) = models[None], models[4]
+    for run in (micro_run, out):
+        rows = [json.loads(line) for line in (run / "r1_zero" / "metrics.jsonl").read_text().splitlines()]
+        models[run] = ([m["loss"] for m in rows if "loss" in m], rows,
+                       load_file(run / "r1_zero" / "model" / "model.safetensors"))
+    (one, rows, w1), (acc, _, w4) = models[micro_run], models[out]
+    assert any(m.get("reward_std", 0) > 0 for m in rows), "rewards without spread: all advantages are zero"
     base = load_file(micro_run / "base" / "model" / "model.safetensors")
     assert len(one) == MICRO["stages"][1]["steps"] and one == pytest.approx(acc, rel=1e-5, abs=1e-7)
     moved = max((w1[k] - base[k]).abs().max().item() for k in w1)
