@@ -15,16 +15,23 @@ from tests.conftest import CONFIGS
 
 MICRO = yaml.safe_load((CONFIGS / "micro.yaml").read_text())
 
-# Runs the CLI in a fresh interpreter and reports its exit code and whether torch got imported.
+# Runs the CLI on each argument list of a JSON list (stdin), in one fresh interpreter, and reports
+# per call its exit code, its stderr and whether torch has been imported by then (by that call or
+# an earlier one: a call that imports it fails every later one too, so the first failure names it).
 PROBE = """
-import json, sys
+import contextlib, io, json, sys
 from r1pipeline.cli import app
-try:
-    app(sys.argv[1:])
-    code = 0
-except SystemExit as e:
-    code = e.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+out = []
+for args in json.load(sys.stdin):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            app(args)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    out.append({"code": code, "torch": "torch" in sys.modules, "stderr": err.getvalue()})
+print(json.dumps(out))
 """
 
 
@@ -32,9 +39,19 @@ def stage(spec, name):
     return next(s for s in spec["stages"] if s["name"] == name)
 
 
+def run_cli_many(calls: list[list[str]]) -> list[tuple[dict, str]]:
+    """(``{"code", "torch"}``, stderr) of each CLI call, all from one fresh interpreter (one
+    interpreter per call spent ~0.8 s each starting up: 27 s for this file)."""
+    proc = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(calls), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(results) == len(calls)
+    return [({"code": r["code"], "torch": r["torch"]}, r["stderr"]) for r in results]
+
+
 def run_cli(args: list[str]) -> tuple[dict, str]:
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60)
-    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+    return run_cli_many([args])[0]
 
 
 def mutate(fn):
@@ -88,12 +105,22 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def case_results(tmp_path_factory) -> dict[str, tuple[dict, str]]:
+    """``r1 validate`` on every case's spec, in one interpreter."""
+    folder = tmp_path_factory.mktemp("cases")
+    calls = []
+    for case, (fn, _) in CASES.items():
+        path = folder / f"{case}.yaml"
+        path.write_text(yaml.safe_dump(mutate(fn)))
+        calls.append(["validate", str(path)])
+    return dict(zip(CASES, run_cli_many(calls), strict=True))
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_spec_fails_fast_with_one_line_per_problem(case, tmp_path: Path):
-    fn, expected = CASES[case]
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(mutate(fn)))
-    result, stderr = run_cli(["validate", str(path)])
+def test_bad_spec_fails_fast_with_one_line_per_problem(case, case_results):
+    _, expected = CASES[case]
+    result, stderr = case_results[case]
     assert result["code"] == 2, stderr
     assert not result["torch"], "validation imported torch"
     lines = [line for line in stderr.strip().splitlines() if line]
@@ -138,9 +165,14 @@ def test_the_known_specs_are_shipped():
     assert {"micro.yaml", "tiny.yaml", "smol-gpu.yaml"} <= set(SPECS)
 
 
+@pytest.fixture(scope="module")
+def shipped_results() -> dict[str, tuple[dict, str]]:
+    return dict(zip(SPECS, run_cli_many([["validate", str(CONFIGS / name)] for name in SPECS]), strict=True))
+
+
 @pytest.mark.parametrize("name", SPECS)
-def test_shipped_configs_validate_without_torch(name):
-    result, stderr = run_cli(["validate", str(CONFIGS / name)])
+def test_shipped_configs_validate_without_torch(name, shipped_results):
+    result, stderr = shipped_results[name]
     assert result == {"code": 0, "torch": False}, stderr
 
 
