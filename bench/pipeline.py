@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r1pipeline.precision import cpu_facts
 from r1pipeline.rundir import MANIFEST, read_json
 from r1pipeline.pipeline.work import TRAINING_KINDS, Work, params_resolver, stage_work
 
@@ -50,41 +51,21 @@ SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def cpu_model(cpuinfo: str) -> str:
-    """The CPU's name from /proc/cpuinfo (x86 ``model name``; aarch64 has none: the platform).
+    """The CPU's name from /proc/cpuinfo text (``precision.cpu_facts``, which ``dtype: auto`` records).
 
     >>> cpu_model("processor : 0\\nmodel name\\t: AMD EPYC 7B13\\nflags : avx2")
     'AMD EPYC 7B13'
     """
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "cpu model") and value.strip():
-            return value.strip()
-    import platform
-
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return cpu_facts("cpu", cpuinfo).cpu_model
 
 
 def cpu_class(cpuinfo: str) -> str:
-    """``AMX``, ``AVX-512``, ``AVX2`` or ``<arch>`` from the CPU's flags: what decides GEMM speed by dtype.
+    """``AMX``, ``AVX-512``, ``AVX2`` or the architecture, from /proc/cpuinfo text.
 
     >>> [cpu_class(f"flags : {f}") for f in ("sse4_2 avx2", "avx2 avx512f avx512_bf16", "avx512f amx_bf16")]
     ['AVX2', 'AVX-512', 'AMX']
     """
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags = set(value.split())
-            break
-    if "amx_bf16" in flags or "amx_tile" in flags:
-        return "AMX"
-    if "avx512f" in flags:
-        return "AVX-512"
-    if "avx2" in flags:
-        return "AVX2"
-    import platform
-
-    return platform.machine() or "unknown"
+    return cpu_facts("cpu", cpuinfo).cpu_class
 
 
 def gemm_peak(dtype: str, max_n: int = 2048, call_s: float = 2.0, reps: int = 3) -> tuple[float, int]:

@@ -94,6 +94,18 @@ class Facts:
     isa: tuple[str, ...] = ()          # the ISA_FLAGS this CPU has
     cuda_bf16: bool | None = None      # torch.cuda.is_bf16_supported(), on a CUDA device
 
+    @property
+    def cpu_class(self) -> str:
+        """``AMX``, ``AVX-512``, ``AVX2`` or the architecture: what decides GEMM speed by dtype.
+
+        >>> Facts("cpu", "x86_64", isa=("avx2", "avx512f", "amx_bf16")).cpu_class, Facts("cpu", "aarch64").cpu_class
+        ('AMX', 'aarch64')
+        """
+        for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+            if flag in self.isa:
+                return name
+        return self.arch or "unknown"
+
 
 @dataclass(frozen=True)
 class Measurement:

@@ -12,7 +12,6 @@ seeds of one spec: ``pipeline/replication.py``.
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -63,13 +62,11 @@ def _git_commit() -> str:
 
 
 def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU's model and class (AVX2, AVX-512, AMX: what its timings depend on)."""
+    from r1pipeline.precision import cpu_facts
+
+    facts = cpu_facts("cpu")
+    return f"{facts.cpu_model} ({facts.cpu_class})"
 
 
 def plot_rl(stage: str, metrics: list[dict], out: Path) -> Path | None:
