@@ -29,6 +29,7 @@ import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from r1pipeline.rollout import lean
 from r1pipeline.rollout.base import Completion, Prompt, resolve_dtype
 
 __all__ = ["Completion", "HFEngine", "SeededSampler", "encode", "generate", "generate_ids", "sequence_seed"]
@@ -94,7 +95,8 @@ class SeededSampler:
         self.warpers = ([TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []) + \
                        ([TopPLogitsWarper(top_p)] if top_p < 1.0 else [])
 
-    def __call__(self, input_ids, scores):
+    def pick(self, scores, input_ids=None):
+        """(B,) token ids drawn from the (B, V) ``scores``, one uniform number from each row's stream."""
         import torch
 
         for warp in self.warpers:
@@ -104,7 +106,13 @@ class SeededSampler:
         u = torch.tensor([[s.random()] for s in self.streams], dtype=cdf.dtype, device=cdf.device)
         # strictly below the total, so that the first entry above it has positive probability
         target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
-        choice = torch.searchsorted(cdf, target, right=True)  # (B, 1)
+        return torch.searchsorted(cdf, target, right=True)[:, 0]
+
+    def __call__(self, input_ids, scores):
+        """The logits-processor form, for ``generate``: only the picked token keeps a finite score."""
+        import torch
+
+        choice = self.pick(scores, input_ids)[:, None]
         return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
 
 
@@ -112,12 +120,14 @@ def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: 
                  temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 64,
                  batch_size: int = 64, greedy: bool = False, seed: int = 0,
                  eos_token_ids: Iterable[int] | None = None, ignore_eos: bool = False,
-                 shard: bool = False, progress=None) -> list[list[Completion]]:
+                 shard: bool = False, progress=None, lean_decode: bool = True) -> list[list[Completion]]:
     """``num_samples`` completions for each tokenized prompt, prompt order kept.
 
     Sequences (prompt x sample, prompt-major) go in batches of ``batch_size``. ``shard``: this
     process generates every world-size-th batch, and every process receives all completions
     (a collective: every process of the run must call it). Torch's global RNG is not used.
+    ``lean_decode``: models ``rollout/lean.py`` takes are decoded by its loop (False: always HF
+    ``generate``; the two pick the same tokens up to float rounding).
     """
     from r1pipeline import distributed
 
@@ -136,7 +146,7 @@ def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: 
             seeds = None if greedy else [sequence_seed(seed, p, j) for p, j in batch]
             done.append(_generate_batch(model, tokenizer, [prompt_ids[p] for p, _ in batch], seeds,
                                         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                        eos=eos, ignore_eos=ignore_eos))
+                                        eos=eos, ignore_eos=ignore_eos, lean_decode=lean_decode))
             generated += len(batch)
             if progress is not None:
                 progress.update(round(generated * scale) - shown)
@@ -150,13 +160,21 @@ def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: 
 
 
 def _generate_batch(model, tokenizer, rows: list[list[int]], seeds: list[int] | None, *, temperature: float,
-                    top_p: float, max_new_tokens: int, eos: set[int], ignore_eos: bool) -> list[Completion]:
+                    top_p: float, max_new_tokens: int, eos: set[int], ignore_eos: bool,
+                    lean_decode: bool = True) -> list[Completion]:
     """One completion per row; greedy when ``seeds`` is None, else sampled from each row's stream."""
     import torch
     from transformers import LogitsProcessorList
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids, mask = _left_pad(rows, pad)
+    if lean_decode and lean.supports(model):
+        sampler = SeededSampler(seeds, temperature, top_p) if seeds else None
+        pick = sampler.pick if sampler else (lambda logits: logits.argmax(-1))
+        with torch.inference_mode():
+            new = lean.decode(model, input_ids, mask, max_new_tokens=max_new_tokens, pick=pick, eos=eos,
+                              pad_id=pad, ignore_eos=ignore_eos)
+        return [_completion(tokenizer, row, eos) for row in new.tolist()]
     with torch.inference_mode():
         gen = model.generate(
             input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
@@ -202,9 +220,9 @@ class HFEngine:
         self.dtype = resolve_dtype(dtype, model_path, device="cpu")  # auto: measured (precision.py)
         self.batch_size = batch_size
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model_path)
-        if model is None:
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, self.dtype))
-        self.model = model.eval()
+        if model is None:  # a module handed in keeps its mode (a policy under training); generate_ids
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, self.dtype)).eval()
+        self.model = model  # switches to eval mode while it generates, and back
         self.eos_token_ids = eos_token_ids(self.tokenizer, self.model)
 
     def generate(self, prompts: Sequence[Prompt], *, num_samples: int = 1, temperature: float = 1.0,
