@@ -53,3 +53,18 @@ def test_corpus_mix_follows_the_requested_shares():
     docs = TinyProduct().corpus(4000, seed=0, mix={"r1": 0.5, "bare": 0.5})
     r1 = sum("<think>" in d for d in docs) / len(docs)
     assert 0.45 < r1 < 0.55
+
+
+def test_a_range_of_lengths_draws_each_length_and_chains_follow_the_question():
+    from collections import Counter
+
+    from pydantic import ValidationError
+
+    task = TinyProduct(n_digits=3, max_digits=6)
+    lengths = Counter(len(r["question"].split("*")) for r in task.load("train", 2000, seed=0))
+    assert set(lengths) == {3, 4, 5, 6} and min(lengths.values()) > 250  # 3 digits: ~460 distinct questions in all
+    for doc in task.corpus(200, seed=0, mix={"r1": 1.0}, p_wrong=0.0):
+        question = doc.split("User: ")[1].split(" Assistant:")[0]
+        assert doc.count("=") == question.count("*")  # one worked step per multiplication
+    with pytest.raises(ValidationError, match="max_digits"):
+        TinyProduct(n_digits=5, max_digits=4)

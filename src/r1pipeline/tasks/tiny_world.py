@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from r1pipeline.tasks.registry import TaskSource, register, split_of
 from r1pipeline.tasks.templates import render
@@ -41,8 +41,22 @@ DEFAULT_MIX = {"r1": 0.12, "direct": 0.33, "steps": 0.15, "bare": 0.35, "malform
 class TinyProduct(TaskSource):
     """Last digit of a product of digits (1-9 without 5); answers checked by exact match."""
 
-    n_digits: int = Field(5, ge=2, le=12, description="digits per question")
+    n_digits: int = Field(5, ge=2, le=12, description="digits per question (the fewest, with max_digits)")
+    max_digits: int | None = Field(None, ge=2, le=12,
+                                   description="questions of n_digits to max_digits digits, each length equally often")
     test_share: float = Field(0.1, gt=0, lt=1, description="share of all questions held out")
+
+    @model_validator(mode="after")
+    def _lengths_ordered(self):
+        if self.max_digits is not None and self.max_digits < self.n_digits:
+            raise ValueError(f"max_digits ({self.max_digits}) is below n_digits ({self.n_digits}): "
+                             "set max_digits >= n_digits, or leave it out for one length")
+        return self
+
+    @property
+    def lengths(self) -> range:
+        """The question lengths (digits) this source draws from, each equally often."""
+        return range(self.n_digits, (self.max_digits or self.n_digits) + 1)
 
     def question(self, digits: list[int]) -> str:
         return "*".join(map(str, digits))
@@ -55,7 +69,8 @@ class TinyProduct(TaskSource):
 
     def _sample(self, rng: random.Random, split: str) -> list[int]:
         while True:
-            digits = [rng.choice(DIGITS) for _ in range(self.n_digits)]
+            length = self.n_digits if self.max_digits is None else rng.choice(self.lengths)
+            digits = [rng.choice(DIGITS) for _ in range(length)]
             if split_of(self.question(digits), self.test_share) == split:
                 return digits
 
@@ -63,7 +78,7 @@ class TinyProduct(TaskSource):
         """``n`` distinct questions of ``split`` (fewer only if the split has fewer)."""
         rng = random.Random(f"{seed}-{split}")
         rows, seen = [], set()
-        max_distinct = len(DIGITS) ** self.n_digits * (self.test_share if split == "test" else 1 - self.test_share)
+        max_distinct = min(len(DIGITS) ** n for n in self.lengths) * len(self.lengths) * (self.test_share if split == "test" else 1 - self.test_share)
         while len(rows) < min(n, int(max_distinct * 0.9)):
             digits = self._sample(rng, split)
             q = self.question(digits)
