@@ -5,8 +5,9 @@ Run by hand: ``.venv/bin/python bench/grpo_step.py [--engines trl,auto] [--promp
 TRL's ``GRPOTrainer`` on SmolLM2 (float32 policy, the R1-Zero prompt on arithmetic questions,
 accuracy + format rewards, ``beta`` 0.001 as in the paper so the reference model runs), one
 optimizer step per generation batch. Each engine (``trl``: TRL's own ``generate`` on the policy;
-``hf``, ``vllm``, ``auto``: our engine of that kind through ``rollout_func``; auto is vLLM when
-installed, else HF in bf16) runs ``--steps`` steps; the last one is reported, split by wrapping
+``hf``, ``vllm``, ``auto``: our engine of that kind through ``rollout_func``, in the dtype ``auto``
+measures on this CPU (float32 on AVX2-only CPUs, where bf16 is ~60x slower); auto is vLLM when
+installed, else HF) runs ``--steps`` steps; the last one is reported, split by wrapping
 the trainer's methods:
 
 * generation: ``_generate`` less the weight sync (the engine's ``generate``, or TRL's);
@@ -176,8 +177,12 @@ def main() -> None:
     from r1pipeline.models.catalog import resolve_model
 
     path = resolve_model("smollm2-135m-instruct")
+    from r1pipeline.precision import cpu_facts
+
+    facts = cpu_facts("cpu")
     print(f"SmolLM2-135M-Instruct GRPO: {args.prompts} prompts x G={args.g}, <= {args.tokens} new tokens, "
-          f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+          f"{facts.cpu_model} ({facts.cpu_class}), torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     results = [run_engine(e, path, args) for e in args.engines.split(",")]
     print(" | ".join(f"{r['label']}: step {r['total']:.1f} s, generation {100 * r['generation'] / r['total']:.0f}%, "
                      f"sync {100 * r.get('weight sync', 0.0) / r['total']:.0f}%" for r in results))

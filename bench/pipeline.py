@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1pipeline.precision import cpu_facts
+from r1pipeline.precision import cpu_facts, gemm_peak
 from r1pipeline.rundir import MANIFEST, read_json
 from r1pipeline.pipeline.work import TRAINING_KINDS, Work, params_resolver, stage_work
 
@@ -66,28 +66,6 @@ def cpu_class(cpuinfo: str) -> str:
     ['AVX2', 'AVX-512', 'AMX']
     """
     return cpu_facts("cpu", cpuinfo).cpu_class
-
-
-def gemm_peak(dtype: str, max_n: int = 2048, call_s: float = 2.0, reps: int = 3) -> tuple[float, int]:
-    """(best GFLOP/s of an n^3 matmul, n): n doubles from 256 while the next size's call would
-    stay under ``call_s`` seconds, up to ``max_n``; then the best of ``reps`` calls."""
-    import torch
-
-    def timed(a, b) -> float:
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        return time.perf_counter() - t0
-
-    n = 256
-    while True:
-        a, b = torch.randn(n, n).to(getattr(torch, dtype)), torch.randn(n, n).to(getattr(torch, dtype))
-        torch.matmul(a, b)  # warm-up: allocations, oneDNN primitives
-        seconds = timed(a, b)
-        if n >= max_n or seconds * 8 > call_s:
-            break
-        n *= 2
-    best = min([seconds] + [timed(a, b) for _ in range(reps - 1)])
-    return 2 * n ** 3 / best / 1e9, n
 
 
 def precision_dtype(manifest: dict) -> str:

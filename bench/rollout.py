@@ -2,7 +2,9 @@
 
 Run by hand: ``.venv/bin/python bench/rollout.py [--reps 3] [--prompts 8 --g 8 --tokens 128]``
 (with vLLM installed, e.g. in a venv with ``pip install 'r1pipeline[vllm]'``, "our engine" is
-vLLM; without, it is our HF engine in bfloat16).
+vLLM; without, it is our HF engine in the dtype ``auto`` measures on this CPU: bfloat16 on AMX,
+float32 on AVX2-only CPUs, where bf16 GEMMs are ~60x slower). On 2 AVX2 cores the default sizes
+take ~8 minutes (each contender generates 64 x 128 tokens four times at ~100 tokens/s).
 
 Same model (SmolLM2-135M-Instruct), same prompts (the R1-Zero template on arithmetic
 questions, each repeated G times as TRL's sampler does), same sampling (temperature 1.0,
@@ -12,10 +14,13 @@ The contenders run interleaved, one timed call each per repetition, after one wa
 
 * ``trl-default``: ``model.generate`` on the float32 policy with TRL's ``GenerationConfig``,
   all rows in one call (``GRPOTrainer._generate_single_turn``, no vLLM);
-* ``hf-bf16`` / ``hf-fp32``: ``HFEngine`` (G samples per distinct prompt);
+* ``hf-<dtype>``: ``HFEngine`` in the dtype ``auto`` picks (G samples per distinct prompt; SmolLM2 is
+  a Llama, so it decodes with ``rollout/lean.py``'s loop); ``--generate`` adds the same engine
+  on HF ``generate`` (``hf-<dtype>-generate``), ``--dtypes`` other dtypes;
 * ``vllm``: ``VLLMEngine`` (when installed).
 
-Also printed: the rate of a bf16 GEMM (``torch.matmul``, 2048^3) on this CPU as a ceiling, each
+Also printed: the CPU and its class (AVX2 / AVX-512 / AMX), the rate of fp32 and bf16 GEMMs
+(``precision.gemm_peak``: up to 2048^3, smaller where a call would take seconds) as a ceiling, each
 contender's share of it (model FLOPs per token = 2 x parameters + attention), and the cost of
 one ``update_weights`` from a float32 policy. All contenders use torch's thread count (vLLM's
 server is given the same), so the ceiling holds for each. Medians over repetitions; the last
@@ -33,20 +38,6 @@ from typing import Callable
 
 QUESTIONS = ["What is 17*23?", "What is 4*9*3?", "What is 128-59?", "What is 3+4*5?",
              "Is 91 prime?", "What is 2^10?", "What is 144/12?", "What is 7*8*2?"]
-
-
-def gemm_gflops(dtype, n: int = 2048, reps: int = 5) -> float:
-    """Rate of an n x n x n matmul in GFLOP/s (median of ``reps``)."""
-    import torch
-
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.matmul(a, b)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
 def flops_per_token(config, n_params: int, context: float) -> float:
@@ -97,7 +88,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=8, help="distinct prompts (default 8)")
     ap.add_argument("--g", type=int, default=8, help="samples per prompt (default 8)")
     ap.add_argument("--tokens", type=int, default=128, help="new tokens per row (default 128)")
-    ap.add_argument("--fp32-engine", action="store_true", help="also time HFEngine in float32")
+    ap.add_argument("--dtypes", default="", help="comma-separated: also time HFEngine in these dtypes (float32, bfloat16)")
+    ap.add_argument("--generate", action="store_true", help="also time our engine on HF generate (no lean loop)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -105,7 +97,8 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from r1pipeline.models.catalog import resolve_model
-    from r1pipeline.rollout.base import cpu_has_bf16, vllm_available
+    from r1pipeline.precision import cpu_facts, gemm_peak
+    from r1pipeline.rollout.base import vllm_available
     from r1pipeline.rollout.hf import HFEngine
     from r1pipeline.tasks.templates import render
 
@@ -113,22 +106,27 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(path)
     prompts = [render("r1_zero", QUESTIONS[i % len(QUESTIONS)]) for i in range(args.prompts)]
     n_rows = args.prompts * args.g
+    facts = cpu_facts("cpu")
     print(f"SmolLM2-135M-Instruct, {n_rows} rows ({args.prompts} prompts x G={args.g}) x {args.tokens} "
-          f"new tokens; torch threads {torch.get_num_threads()}, cpu bf16 {cpu_has_bf16()}, "
+          f"new tokens; {facts.cpu_model} ({facts.cpu_class}), torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    peak = {"bf16": gemm_gflops(torch.bfloat16), "fp32": gemm_gflops(torch.float32)}
-    print(f"GEMM 2048^3: bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s")
+    peak = {d: gemm_peak(d) for d in ("float32", "bfloat16")}
+    print("GEMM ceiling: " + ", ".join(f"{d} {rate:.0f} GFLOP/s ({n}^3)" for d, (rate, n) in peak.items()))
+    peak = {d: rate for d, (rate, _) in peak.items()}
 
     runners: dict[str, Callable[[int], int]] = {}
     runners["trl-default"] = baseline = trl_default(path, tok, prompts, args.g, args.tokens)
-    engines = {"hf-bf16": HFEngine(path, dtype="bfloat16")}
-    if args.fp32_engine:
-        engines["hf-fp32"] = HFEngine(path, dtype="float32")
+    auto = HFEngine(path, dtype="auto")  # measured on this CPU at the model's shapes (precision.py)
+    engines = {f"hf-{auto.dtype}": auto}
+    for dtype in filter(None, args.dtypes.split(",")):
+        engines.setdefault(f"hf-{dtype}", HFEngine(path, dtype=dtype))
+    if args.generate:
+        engines[f"hf-{auto.dtype}-generate"] = HFEngine(path, dtype=auto.dtype, lean_decode=False)
     if vllm_available():
         from r1pipeline.rollout.vllm_engine import VLLMEngine
 
         t0 = time.perf_counter()
-        engines["vllm"] = VLLMEngine(path, dtype="bfloat16", threads=torch.get_num_threads())
+        engines["vllm"] = VLLMEngine(path, dtype=auto.dtype, threads=torch.get_num_threads())
         print(f"vLLM engine start: {time.perf_counter() - t0:.1f} s")
     try:
         for name, eng in engines.items():
@@ -153,7 +151,7 @@ def report(runners, engines, baseline, args, peak, n_params: int, context: float
     flops = flops_per_token(baseline.model.config, n_params, context)
     med = {name: statistics.median(r) for name, r in rates.items()}
     for name, r in med.items():
-        dtype = "fp32" if name.endswith("fp32") or name == "trl-default" else "bf16"
+        dtype = "float32" if name == "trl-default" else getattr(engines[name], "dtype", "bfloat16")
         print(f"{name:>12}: {r:7.1f} tokens/s (median of {args.reps}), {r * flops / 1e9:5.1f} GFLOP/s = "
               f"{100 * r * flops / 1e9 / peak[dtype]:4.1f}% of the {dtype} GEMM rate, "
               f"{r / med['trl-default']:.2f}x trl-default")
@@ -162,12 +160,13 @@ def report(runners, engines, baseline, args, peak, n_params: int, context: float
         t0 = time.perf_counter()
         eng.update_weights(baseline.model)
         print(f"{name:>12}: update_weights from the float32 policy {time.perf_counter() - t0:.2f} s")
-    ours = "vllm" if "vllm" in med else "hf-bf16"
-    share = 100 * med[ours] * flops / 1e9 / peak["bf16"]
-    print(f"ceiling: bf16 GEMM {peak['bf16']:.0f} GFLOP/s; {ours} reaches {share:.1f}% of it; "
+    ours = "vllm" if "vllm" in med else next(iter(engines))
+    best = max(peak, key=peak.get)
+    share = 100 * med[ours] * flops / 1e9 / peak[best]
+    print(f"ceiling: {best} GEMM {peak[best]:.0f} GFLOP/s; {ours} reaches {share:.1f}% of it; "
           f"load average now {os.getloadavg()[0]:.1f}")
-    print(f"rollout: {med[ours] / med['trl-default']:.1f}x HF generate ({ours} {med[ours]:.0f} vs "
-          f"{med['trl-default']:.0f} tokens/s)")
+    print(f"rollout: {med[ours] / med['trl-default']:.2f}x HF generate ({ours} {med[ours]:.0f} vs "
+          f"{med['trl-default']:.0f} tokens/s) on {cpu_facts('cpu').cpu_class}")
 
 
 if __name__ == "__main__":

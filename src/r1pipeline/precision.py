@@ -501,3 +501,26 @@ def resolve_agreed(dtype: str = "auto", shapes: Sequence[Shape] | None = None,
 
     decision = resolve(dtype, shapes, device) if distributed.is_main() else None
     return distributed.broadcast_object(decision)
+
+
+def gemm_peak(dtype: str, max_n: int = 2048, call_s: float = 2.0, reps: int = 3) -> tuple[float, int]:
+    """This machine's GEMM ceiling in ``dtype`` on torch's threads, for benchmarks: (best GFLOP/s of an
+    n^3 matmul, n): n doubles from 256 while the next size's call would
+    stay under ``call_s`` seconds, up to ``max_n``; then the best of ``reps`` calls."""
+    import torch
+
+    def timed(a, b) -> float:
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        return time.perf_counter() - t0
+
+    n = 256
+    while True:
+        a, b = torch.randn(n, n).to(getattr(torch, dtype)), torch.randn(n, n).to(getattr(torch, dtype))
+        torch.matmul(a, b)  # warm-up: allocations, oneDNN primitives
+        seconds = timed(a, b)
+        if n >= max_n or seconds * 8 > call_s:
+            break
+        n *= 2
+    best = min([seconds] + [timed(a, b) for _ in range(reps - 1)])
+    return 2 * n ** 3 / best / 1e9, n

@@ -59,13 +59,13 @@ def test_vllm_engine_without_vllm_fails_validation(monkeypatch):
     assert any(p.field == "engine" and "vllm is not installed" in p.message for p in err.value.problems)
 
 
-def test_rollouts_go_to_trl_by_default_and_to_a_lazy_engine_otherwise(tmp_path):
+def test_rollouts_go_to_trl_for_a_model_the_lean_loop_cannot_take_and_to_a_lazy_engine_otherwise(tmp_path):
     from r1pipeline.rollout.trl_hook import EngineRollout
     from r1pipeline.stages.grpo import _rollout_hook
 
     c = ctx(tmp_path)
-    assert _rollout_hook(cfg(), tmp_path, c) is None and "rollout" not in c.precision
-    hook = _rollout_hook(cfg(engine="auto"), tmp_path, c)
+    assert _rollout_hook(cfg(), tmp_path, c, object(), None) is None and "rollout" not in c.precision
+    hook = _rollout_hook(cfg(engine="auto"), tmp_path, c, object(), None)
     assert isinstance(hook, EngineRollout) and hook.engine is None  # nothing started before training
     assert c.precision["rollout"]["dtype"] in ("float32", "bfloat16")  # the engine's dtype, in the manifest
 

@@ -207,18 +207,20 @@ class HFEngine:
     """``RolloutEngine`` on transformers: a private copy of the model in the engine's dtype.
 
     ``model`` (optional) serves an already-loaded module instead of loading ``model_path``;
-    ``update_weights`` with that same module is then free.
+    ``update_weights`` with that same module is then free. ``lean_decode=False``: HF ``generate``
+    even where ``rollout/lean.py`` takes the model (benchmarks).
     """
 
     kind = "hf"
 
     def __init__(self, model_path: str | Path, *, dtype: str = "auto", batch_size: int = 64,
-                 model=None, tokenizer=None):
+                 model=None, tokenizer=None, lean_decode: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.dtype = resolve_dtype(dtype, model_path, device="cpu")  # auto: measured (precision.py)
         self.batch_size = batch_size
+        self.lean_decode = lean_decode
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model_path)
         if model is None:  # a module handed in keeps its mode (a policy under training); generate_ids
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, self.dtype)).eval()
@@ -232,7 +234,7 @@ class HFEngine:
         return generate_ids(self.model, self.tokenizer, encode(self.tokenizer, prompts),
                             num_samples=num_samples, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens, batch_size=self.batch_size, seed=seed,
-                            eos_token_ids=self.eos_token_ids, ignore_eos=ignore_eos)
+                            eos_token_ids=self.eos_token_ids, ignore_eos=ignore_eos, lean_decode=self.lean_decode)
 
     def update_weights(self, model) -> None:
         """Copy ``model``'s parameters and buffers in (cast to the engine's dtype)."""

@@ -41,4 +41,4 @@ class CannedRollout:
         """Nothing to free."""
 
 
-grpo._rollout_hook = lambda cfg, model_path, seed: CannedRollout()
+grpo._rollout_hook = lambda cfg, model_path, ctx, *policy_and_tokenizer: CannedRollout()
