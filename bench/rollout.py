@@ -139,6 +139,8 @@ def main() -> None:
 
 
 def report(runners, engines, baseline, args, peak, n_params: int, context: float) -> None:
+    from r1pipeline.precision import cpu_facts
+
     for name, run in runners.items():  # warm-up: first-call allocations, oneDNN primitives
         run(0, 8)
     rates: dict[str, list[float]] = {name: [] for name in runners}
