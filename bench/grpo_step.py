@@ -175,10 +175,9 @@ def main() -> None:
     import torch
 
     from r1pipeline.models.catalog import resolve_model
-
-    path = resolve_model("smollm2-135m-instruct")
     from r1pipeline.precision import cpu_facts
 
+    path = resolve_model("smollm2-135m-instruct")
     facts = cpu_facts("cpu")
     print(f"SmolLM2-135M-Instruct GRPO: {args.prompts} prompts x G={args.g}, <= {args.tokens} new tokens, "
           f"{facts.cpu_model} ({facts.cpu_class}), torch threads {torch.get_num_threads()}, "

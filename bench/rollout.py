@@ -132,15 +132,14 @@ def main() -> None:
         for name, eng in engines.items():
             runners[name] = engine_runner(eng, tok, prompts, args.g, args.tokens)
         report(runners, engines, baseline, args, peak, n_params=sum(p.numel() for p in baseline.model.parameters()),
-               context=statistics.mean(len(r) for r in tok(text=prompts)["input_ids"]) + args.tokens / 2)
+               context=statistics.mean(len(r) for r in tok(text=prompts)["input_ids"]) + args.tokens / 2,
+               cpu_class=facts.cpu_class)
     finally:
         for eng in engines.values():
             eng.close()
 
 
-def report(runners, engines, baseline, args, peak, n_params: int, context: float) -> None:
-    from r1pipeline.precision import cpu_facts
-
+def report(runners, engines, baseline, args, peak, n_params: int, context: float, cpu_class: str) -> None:
     for name, run in runners.items():  # warm-up: first-call allocations, oneDNN primitives
         run(0, 8)
     rates: dict[str, list[float]] = {name: [] for name in runners}
@@ -168,7 +167,7 @@ def report(runners, engines, baseline, args, peak, n_params: int, context: float
     print(f"ceiling: {best} GEMM {peak[best]:.0f} GFLOP/s; {ours} reaches {share:.1f}% of it; "
           f"load average now {os.getloadavg()[0]:.1f}")
     print(f"rollout: {med[ours] / med['trl-default']:.2f}x HF generate ({ours} {med[ours]:.0f} vs "
-          f"{med['trl-default']:.0f} tokens/s) on {cpu_facts('cpu').cpu_class}")
+          f"{med['trl-default']:.0f} tokens/s) on {cpu_class}")
 
 
 if __name__ == "__main__":

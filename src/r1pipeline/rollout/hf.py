@@ -1,4 +1,7 @@
-"""Generation with Hugging Face ``generate``: the engine that needs nothing beyond transformers.
+"""Generation with Hugging Face models: the engine that needs nothing beyond transformers.
+
+Llama-family models on the CPU decode with ``rollout/lean.py``'s loop (the same tokens, without
+``generate``'s per-step overheads); every other model with ``generate``.
 
 Left padding, KV cache, batches of prompts x samples; returns for each prompt its samples as
 ``Completion`` records (text decoded without special tokens, generated token ids and count, and

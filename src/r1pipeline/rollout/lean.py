@@ -7,7 +7,7 @@ again, so a step costs more the longer the completion), most of the rest in per-
 a flash-attention kernel sized for long queries. This loop runs the model's own modules (its
 embeddings, norms, projections, MLPs and rotary table) with a key/value cache allocated once for
 the whole completion and written in place, and attention as two small matmuls over the filled
-part of the cache. ``bench/rollout.py --lean`` measures it against ``generate``.
+part of the cache. ``bench/rollout.py --generate`` measures it against ``generate``.
 
 What it computes is the model's forward pass, so logits agree with HF's to float rounding
 (``tests/rollout/test_lean.py``) and greedy completions are the same tokens; positions follow

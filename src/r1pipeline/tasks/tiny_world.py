@@ -69,6 +69,7 @@ class TinyProduct(TaskSource):
 
     def _sample(self, rng: random.Random, split: str) -> list[int]:
         while True:
+            # one length draws no number for it: the questions of specs without max_digits stay as they were
             length = self.n_digits if self.max_digits is None else rng.choice(self.lengths)
             digits = [rng.choice(DIGITS) for _ in range(length)]
             if split_of(self.question(digits), self.test_share) == split:
@@ -78,7 +79,9 @@ class TinyProduct(TaskSource):
         """``n`` distinct questions of ``split`` (fewer only if the split has fewer)."""
         rng = random.Random(f"{seed}-{split}")
         rows, seen = [], set()
-        max_distinct = min(len(DIGITS) ** n for n in self.lengths) * len(self.lengths) * (self.test_share if split == "test" else 1 - self.test_share)
+        share = self.test_share if split == "test" else 1 - self.test_share
+        # lengths are drawn equally often, so the shortest one's questions run out first
+        max_distinct = min(len(DIGITS) ** n for n in self.lengths) * len(self.lengths) * share
         while len(rows) < min(n, int(max_distinct * 0.9)):
             digits = self._sample(rng, split)
             q = self.question(digits)
