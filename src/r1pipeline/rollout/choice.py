@@ -9,10 +9,13 @@ shapes and in the dtype each would use:
 
 * the workload: ``PROMPTS`` prompts x ``SAMPLES`` samples (``GENERATION_ROWS`` sequences, one
   decoding batch) of ``TOKENS`` new tokens with end-of-sequence ignored, after a warm-up call;
-  start-up is not timed (an engine starts once per stage and serves every call of it);
-* the rule: vLLM only at ``MARGIN`` x HF's tokens/s or more (HF needs no second process, no
-  weight sync, no second copy of the model); an engine that fails to start or to generate
-  counts as not there, its error kept;
+  the engine's start-up is timed apart (vLLM: a child process, weights repacked, compiled);
+* the rule: vLLM only where it is ``MARGIN`` x faster (HF needs no second process, no weight
+  sync, no second copy of the model). Where the caller says how many tokens the stage will
+  generate, faster means start-up + tokens / rate: on the tiny world's 1M-parameter teacher
+  (AMX, busy cores) vLLM decoded 5,091 tokens/s against our HF engine's 3,236 but took 74 s to
+  start, more than it saves over R1-Zero's ~0.7M tokens; without a token count, tokens/s
+  decides. An engine that fails to start or to generate counts as not there, its error kept;
 * the cache: ``engines.json`` beside precision's cache (``precision.cache_path()``), keyed by CPU,
   ISA flags, torch version, threads and the model's shape (not its weights), holding rates, not
   choices. A measurement taken while the machine is busy (load above ``precision.BUSY`` per core)
@@ -38,7 +41,7 @@ Kind = Literal["hf", "vllm"]
 PROMPTS, SAMPLES, TOKENS = 16, GENERATION_ROWS // 16, 32
 MARGIN = 1.1            # vLLM must be this much faster than HF to be chosen
 ENV = "R1_ENGINE_AUTO"  # hf | vllm: forced; measure: ignore the cache
-CACHE_FILE, CACHE_VERSION = "engines.json", 1
+CACHE_FILE, CACHE_VERSION = "engines.json", 2
 SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "vocab_size")
 
@@ -50,26 +53,38 @@ class Choice:
     why: str
     rates: dict[str, float | None] = field(default_factory=dict)  # engine -> tokens/s (None: failed)
     errors: dict[str, str] = field(default_factory=dict)
+    start_seconds: dict[str, float] = field(default_factory=dict)  # engine -> seconds to start
+    tokens: int | None = None                                      # the stage's generation, as estimated
 
     def record(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v or k in ("kind", "source")}
 
 
-def decide(rates: Mapping[str, float | None], margin: float = MARGIN) -> tuple[Kind, str]:
-    """The engine to use from measured tokens/s; HF unless vLLM is ``margin`` x faster.
+def decide(rates: Mapping[str, float | None], start_seconds: Mapping[str, float] | None = None,
+           tokens: int | None = None, margin: float = MARGIN) -> tuple[Kind, str]:
+    """The engine to use from measured tokens/s (and, given the stage's ``tokens``, start-up
+    seconds); HF unless vLLM is ``margin`` x faster.
 
     >>> decide({"hf": 100.0, "vllm": 130.0})
     ('vllm', 'vllm 130 tokens/s vs hf 100 (1.30x; needs 1.1x)')
     >>> decide({"hf": 147.0, "vllm": 130.0})[0], decide({"hf": 100.0, "vllm": None})
     ('hf', ('hf', 'vllm did not generate; hf 100 tokens/s'))
+    >>> decide({"hf": 3236.0, "vllm": 5091.0}, {"hf": 0.0, "vllm": 74.0}, tokens=716_800)
+    ('hf', 'for 716800 tokens: vllm 215 s (74 s to start) vs hf 222 s (1.03x; needs 1.1x)')
     """
     hf, vllm = rates.get("hf"), rates.get("vllm")
     if not vllm:
         return "hf", f"vllm did not generate; hf {hf:.0f} tokens/s" if hf else "vllm did not generate"
     if not hf:
         return "vllm", f"hf did not generate; vllm {vllm:.0f} tokens/s"
-    kind: Kind = "vllm" if vllm >= margin * hf else "hf"
-    return kind, f"vllm {vllm:.0f} tokens/s vs hf {hf:.0f} ({vllm / hf:.2f}x; needs {margin:g}x)"
+    if tokens is None or start_seconds is None:
+        kind: Kind = "vllm" if vllm >= margin * hf else "hf"
+        return kind, f"vllm {vllm:.0f} tokens/s vs hf {hf:.0f} ({vllm / hf:.2f}x; needs {margin:g}x)"
+    t_hf = start_seconds.get("hf", 0.0) + tokens / hf
+    t_vllm = start_seconds.get("vllm", 0.0) + tokens / vllm
+    kind = "vllm" if t_hf >= margin * t_vllm else "hf"
+    return kind, (f"for {tokens} tokens: vllm {t_vllm:.0f} s ({start_seconds.get('vllm', 0.0):.0f} s to start) "
+                  f"vs hf {t_hf:.0f} s ({t_hf / t_vllm:.2f}x; needs {margin:g}x)")
 
 
 def model_shape(model_path: str | Path) -> str:
@@ -106,10 +121,12 @@ def read_cache(path: Path) -> dict[str, Any]:
     return data["entries"] if ok else {}
 
 
-def write_cache(path: Path, key: str, rates: Mapping[str, float | None]) -> bool:
+def write_cache(path: Path, key: str, rates: Mapping[str, float | None],
+                start_seconds: Mapping[str, float] | None = None) -> bool:
     """Add one entry atomically; False when the folder cannot be written."""
     entries = read_cache(path)
-    entries[key] = {"rates": dict(rates), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    entries[key] = {"rates": dict(rates), "start_seconds": dict(start_seconds or {}),
+                    "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".engines-", dir=path.parent)
@@ -121,28 +138,31 @@ def write_cache(path: Path, key: str, rates: Mapping[str, float | None]) -> bool
     return True
 
 
-def tokens_per_second(kind: Kind, model_path: str | Path) -> float:
-    """One engine's decoding rate on this machine: the module docstring's workload, warm."""
+def measure(kind: Kind, model_path: str | Path) -> tuple[float, float]:
+    """One engine on this machine: (tokens/s on the module docstring's workload, warm; seconds
+    from nothing to ready)."""
     from r1pipeline.rollout.base import make_engine
 
+    start = time.perf_counter()
     engine = make_engine(kind, model_path, dtype="auto")
     try:
         prompts = [f"Question {i}: what is {i} times {i + 3}? Answer:" for i in range(PROMPTS)]
         work = dict(num_samples=SAMPLES, temperature=1.0, max_new_tokens=TOKENS, ignore_eos=True)
         engine.generate(prompts[:2], **{**work, "max_new_tokens": 4})  # warm-up: kernels, caches
-        start = time.perf_counter()
+        ready = time.perf_counter()
         out = engine.generate(prompts, **work)
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - ready
     finally:
         engine.close()
-    return sum(c.n_tokens for row in out for c in row) / seconds
+    return sum(c.n_tokens for row in out for c in row) / seconds, ready - start
 
 
-def choose(model_path: str | Path, device: str | None = None, *,
-           rate: Callable[[Kind, str | Path], float] | None = None,
+def choose(model_path: str | Path, device: str | None = None, *, tokens: int | None = None,
+           rate: Callable[[Kind, str | Path], tuple[float, float]] | None = None,
            env: Mapping[str, str] | None = None, cache: Path | None = None) -> Choice:
-    """``engine: auto`` for the model at ``model_path`` (see the module docstring); ``rate``
-    (default ``tokens_per_second``) is what times an engine."""
+    """``engine: auto`` for the model at ``model_path`` (see the module docstring), for a stage
+    that generates about ``tokens`` tokens (None: unknown); ``rate`` (default ``measure``) is
+    what times an engine."""
     env = os.environ if env is None else env
     if not base.vllm_available():
         return Choice("hf", "only", "vLLM is not installed")
@@ -157,10 +177,10 @@ def choose(model_path: str | Path, device: str | None = None, *,
     forced = env.get(ENV, "")
     if forced in ("hf", "vllm"):
         return Choice(forced, "env", f"{ENV}={forced}")
-    return _measured(model_path, rate or tokens_per_second, cache or cache_path(), remeasure=forced == "measure")
+    return _measured(model_path, rate or measure, cache or cache_path(), tokens, remeasure=forced == "measure")
 
 
-def _measured(model_path, rate, path: Path, remeasure: bool) -> Choice:
+def _measured(model_path, rate, path: Path, tokens: int | None, remeasure: bool) -> Choice:
     from r1pipeline import precision
 
     import torch
@@ -168,19 +188,22 @@ def _measured(model_path, rate, path: Path, remeasure: bool) -> Choice:
     key = cache_key(model_path, torch.get_num_threads())
     entry = None if remeasure else read_cache(path).get(key)
     if isinstance(entry, dict) and isinstance(entry.get("rates"), dict):
-        kind, why = decide(entry["rates"])
-        return Choice(kind, "cached", why, dict(entry["rates"]))
+        rates, starts = dict(entry["rates"]), dict(entry.get("start_seconds") or {})
+        kind, why = decide(rates, starts, tokens)
+        return Choice(kind, "cached", why, rates, start_seconds=starts, tokens=tokens)
     rates: dict[str, float | None] = {}
+    starts: dict[str, float] = {}
     errors: dict[str, str] = {}
     for kind in ("hf", "vllm"):
         try:
-            rates[kind] = round(rate(kind, model_path), 1)
+            tokens_per_s, start_s = rate(kind, model_path)
+            rates[kind], starts[kind] = round(tokens_per_s, 1), round(start_s, 1)
         except Exception as e:  # an engine that cannot start here is not a choice
             rates[kind], errors[kind] = None, f"{type(e).__name__}: {str(e)[:300]}"
     load = precision.machine_load()
     if any(rates.values()) and (load is None or load <= precision.BUSY):
-        write_cache(path, key, rates)
-    kind, why = decide(rates)
+        write_cache(path, key, rates, starts)
+    kind, why = decide(rates, starts, tokens)
     if load is not None and load > precision.BUSY:
         why += f" (load {load} per core: not cached)"
-    return Choice(kind, "measured", why, rates, errors)
+    return Choice(kind, "measured", why, rates, errors, starts, tokens)

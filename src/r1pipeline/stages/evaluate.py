@@ -185,7 +185,9 @@ def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], 
 
     total = sum(len(prompts) for prompts, _, _ in jobs) * cfg.k
     sampling = dict(num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p)
-    if distributed.broadcast_object(resolve_kind(cfg.engine, path) if distributed.is_main() else None) == "vllm":
+    tokens = sum(len(prompts) * max_new for prompts, max_new, _ in jobs) * cfg.k  # at most
+    kind = resolve_kind(cfg.engine, path, tokens) if distributed.is_main() else None
+    if distributed.broadcast_object(kind) == "vllm":
         if not distributed.is_main():
             return None
         engine = make_engine("vllm", path, dtype=cfg.dtype)

@@ -292,7 +292,8 @@ def _rollout_hook(cfg: Config, model_path, ctx: StageContext, policy, tokenizer)
         from r1pipeline import distributed
         from r1pipeline.rollout.choice import choose
 
-        choice = distributed.broadcast_object(choose(model_path) if distributed.is_main() else None)
+        tokens = cfg.steps * cfg.generation_batch_size * cfg.max_completion_length  # at most
+        choice = distributed.broadcast_object(choose(model_path, tokens=tokens) if distributed.is_main() else None)
         ctx.precision["rollout_engine"] = choice.record()
         kind = choice.kind
     if kind == "hf":
