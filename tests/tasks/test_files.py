@@ -13,7 +13,7 @@ from r1pipeline.tasks import registry
 from r1pipeline.tasks.files import DataError, FileSource
 from r1pipeline.tasks.registry import split_of
 
-HINT = " (or set on_bad_rows: drop to skip such rows)"
+HINT = ", or set on_bad_rows: drop to skip such rows"
 
 
 def write_jsonl(path, rows):
@@ -63,26 +63,31 @@ def test_parquet_by_extension_with_other_column_names(tmp_path):
 
 
 BAD_JSONL = [
-    ('{"question": "2+2?", "answer": 4', "line 2: invalid JSON (Expecting ',' delimiter, at "
-     "character 33); fix the line"),
-    ('[1, 2]', "line 2: expected a JSON object, got array; write one object per line, like "
-     '{"question": ..., "answer": ...}'),
-    ('{"answer": 4}', "line 2: column 'question' is missing (columns here: 'answer'); add it, "
+    ('{"question": "2+2?", "answer": 4', "line 2, character 33: invalid JSON (expecting ',' "
+     "delimiter); fix: correct the JSON at that character"),
+    ('[1, 2]', "line 2: expected a JSON object, got array [1, 2]; fix: write one object per line, "
+     'like {"question": ..., "answer": ...}'),
+    ('{"answer": 4}', "line 2: column 'question' is missing (columns here: 'answer'); fix: add it, "
      "or set question_field to the column that holds it"),
-    ('{"question": "2+2?"}', "line 2: column 'answer' is missing (columns here: 'question'); add "
-     "it, or set answer_field to the column that holds it"),
-    ('{"question": "2+2?", "answer": null}', "line 2: column 'answer' is null; fill it in"),
+    ('{"question": "2+2?"}', "line 2: column 'answer' is missing (columns here: 'question'); fix: "
+     "add it, or set answer_field to the column that holds it"),
+    ('{"question": "2+2?", "answer": null}', "line 2: column 'answer' is null; fix: fill it in"),
     ('{"question": 22, "answer": 4}', "line 2: column 'question' must be a non-empty string, got "
-     "int 22"),
-    ('{"question": "  ", "answer": 4}', "line 2: column 'question' is empty; write the question "
-     "there"),
+     "int 22; fix: write the question there as text, in quotes"),
+    ('{"question": "  ", "answer": 4}', "line 2: column 'question' is empty; fix: write the "
+     "question there"),
     ('{"question": "2+2?", "answer": [4]}', "line 2: column 'answer' must be a string or a "
-     'number, got array [4]; write the reference answer as text (e.g. "[1, 2]")'),
+     'number, got array [4]; fix: write the reference answer as text (e.g. "[1, 2]")'),
     ('{"question": "2+2?", "answer": true}', "line 2: column 'answer' must be a string or a "
-     'number, got boolean true; write the reference answer as text (e.g. "[1, 2]")'),
-    ('{"question": "2+2?", "answer": NaN}', "line 2: column 'answer' is nan, not a usable answer"),
-    ('{"question": "2+2?", "answer": ""}', "line 2: column 'answer' is empty; write the reference "
-     "answer there"),
+     'number, got boolean true; fix: write the reference answer as text (e.g. "[1, 2]")'),
+    ('{"question": "2+2?", "answer": NaN}', "line 2, character 32: invalid JSON (NaN is not a JSON "
+     "value); fix: write a finite number, or the text in quotes"),
+    ('{"question": "2+2?", "answer": 1e400}', "line 2, character 32: number 1e400 is too large for "
+     "a float; fix: write a smaller number, or the number in quotes"),
+    ('{"question": "2+2?", "answer": 4, "answer": 5}', "line 2, character 35: invalid JSON (key "
+     "'answer' appears twice in one object); fix: keep one of the two"),
+    ('{"question": "2+2?", "answer": ""}', "line 2: column 'answer' is empty; fix: write the "
+     "reference answer there"),
 ]
 
 
@@ -101,7 +106,7 @@ def test_drop_mode_skips_bad_rows_and_counts_them(tmp_path, line, message):
     rows = src.load("train", 100, seed=0)
     assert len(rows) == sum(split_of(qa(i)["question"]) == "train" for i in range(20))
     assert src.dropped == 3
-    assert src.drop_reasons[0] == f"{path}, {message.replace('line 2', 'line 1')}"
+    assert src.drop_reasons[0] == f"{path}, {message.replace('line 2', 'line 1').partition('; fix: ')[0]}"
 
 
 def test_question_in_both_train_and_test_files(tmp_path, good):
@@ -109,7 +114,7 @@ def test_question_in_both_train_and_test_files(tmp_path, good):
     with pytest.raises(DataError) as e:
         FileSource(path=good, test_path=test).load("train", 10, seed=0)
     assert str(e.value) == (f"{good}, line 8: question also in {test} (line 2); train and test "
-                            f"must not share questions: remove it from one of them{HINT}")
+                            f"must not share questions; fix: remove it from one of them{HINT}")
     src = FileSource(path=good, test_path=test, on_bad_rows="drop")
     assert len(src.load("train", 1000, seed=0)) == 199 and src.dropped == 1
 
@@ -120,21 +125,23 @@ def test_empty_split_is_an_error(tmp_path):
     with pytest.raises(DataError) as e:
         FileSource(path=path).load(split, 10, seed=0)
     assert str(e.value) == (f"{path}: no usable rows for the {split} split (the hash split puts "
-                            f"about 10% of the questions in test); add rows, or give a test_path")
+                            f"about 10% of the questions in test); fix: add rows, or give a test_path")
 
 
 def test_all_rows_dropped_is_an_empty_split(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", ['{"q": 1}'] * 3)
-    with pytest.raises(DataError, match="no usable rows for the train split"):
+    with pytest.raises(DataError, match="no usable rows for the train split") as e:
         FileSource(path=path, on_bad_rows="drop").load("train", 10, seed=0)
+    # the bad rows are named, and the drop setting already in use is not offered again
+    assert "after dropping 3 bad rows (first: " in str(e.value) and "on_bad_rows" not in e.value.fix
 
 
 def test_missing_file(tmp_path):
     path = str(tmp_path / "nope.jsonl")
     with pytest.raises(DataError) as e:
         FileSource(path=path).load("train", 1, seed=0)
-    assert str(e.value) == (f"{path}: no such file; check the path (relative paths start from "
-                            f"the directory you run in)")
+    assert str(e.value) == (f"{path}: no such file; fix: check the path (a relative path is read "
+                            f"from the spec file's folder)")
 
 
 def test_parquet_column_of_the_wrong_type(tmp_path):
@@ -143,7 +150,7 @@ def test_parquet_column_of_the_wrong_type(tmp_path):
     with pytest.raises(DataError) as e:
         FileSource(path=str(path)).load("train", 1, seed=0)
     assert str(e.value) == (f"{path}: column 'question' has type int64, expected a string; "
-                            f"convert the column or point question_field at another")
+                            f"fix: convert the column or point question_field at another")
     pq.write_table(pa.table({"question": ["q"], "answer": [[1]]}), path)
     with pytest.raises(DataError, match="column 'answer' has type list<element: int64>, expected "
                                         "a string or number"):
@@ -155,12 +162,12 @@ def test_parquet_missing_column_and_null_row(tmp_path):
     pq.write_table(pa.table({"question": ["q1", "q2"]}), path)
     with pytest.raises(DataError) as e:
         FileSource(path=str(path)).load("train", 1, seed=0)
-    assert str(e.value) == (f"{path}: column 'answer' is missing (columns: question); set "
+    assert str(e.value) == (f"{path}: column 'answer' is missing (columns: question); fix: set "
                             f"answer_field to the column that holds it")
     pq.write_table(pa.table({"question": ["q1", None], "answer": ["a", "b"]}), path)
     with pytest.raises(DataError) as e:
         FileSource(path=str(path)).load("train", 1, seed=0)
-    assert str(e.value) == f"{path}, row 2: column 'question' is null; fill it in{HINT}"
+    assert str(e.value) == f"{path}, row 2: column 'question' is null; fix: fill it in{HINT}"
 
 
 def test_settings_fail_validation_early(tmp_path):

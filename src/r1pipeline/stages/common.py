@@ -71,8 +71,7 @@ def check_task(stage: str, field: str, block: dict[str, Any], spec: SpecView) ->
         src = cls(**params)
     except ValidationError as exc:
         return validation_problems(stage, exc, cls, prefix=f"{field}.")
-    missing = [Problem(stage, field, f"file not found: {f}", "check the path (relative to the spec file)")
-               for f in src.files() if not spec.path(f).exists()]
+    missing = [p for f in src.files() for p in missing_file(stage, field, f, spec)]
     if missing or not src.files():
         return missing
     return check_rows(stage, field, src, spec)
@@ -80,7 +79,7 @@ def check_task(stage: str, field: str, block: dict[str, Any], spec: SpecView) ->
 
 def check_rows(stage: str, field: str, src, spec: SpecView) -> list[Problem]:
     """Read a file-backed source once, so that a bad row fails validation, not a training stage."""
-    from r1pipeline.tasks.files import DataError
+    from r1pipeline.tasks.rows import DataError
 
     if hasattr(src, "resolve_paths"):
         src = src.resolve_paths(Path(spec.base_dir))
@@ -88,8 +87,43 @@ def check_rows(stage: str, field: str, src, spec: SpecView) -> list[Problem]:
         for split in ("train", "test"):
             src.load(split, 1, 0)
     except DataError as exc:
-        message, _, fix = str(exc).partition("; fix: ")
-        return [Problem(stage, field, message, fix or "fix the row, or set on_bad_rows: drop")]
+        return [data_problem(stage, field, exc)]
+    return []
+
+
+def missing_file(stage: str, field: str, path: str, spec: SpecView) -> list[Problem]:
+    """A Problem when ``path`` (relative: to the spec's folder) is not a file, naming the path tried."""
+    try:
+        tried = spec.path(path)
+        if tried.is_file():
+            return []
+    except (OSError, ValueError) as exc:  # a NUL byte in the path, a name too long
+        return [Problem(stage, field, f"{path!r} cannot be used as a path ({exc})", "check the path")]
+    what = "is a folder, not a file" if tried.is_dir() else "not found"
+    where = "" if Path(path).is_absolute() else f" (a relative path is read from the spec's folder, {spec.base_dir})"
+    return [Problem(stage, field, f"file {what}: {tried.absolute()}{where}", "check the path")]
+
+
+def data_problem(stage: str, field: str, exc) -> Problem:
+    """A ``tasks.rows.DataError`` as a Problem: the place and message, then its one fix."""
+    return Problem(stage, field, f"{exc.place}: {exc.message}", exc.fix)
+
+
+def check_data_file(stage: str, field: str, path: str, spec: SpecView, columns, min_rows: int = 1,
+                    why: str = "", fix: str = "add rows to the file") -> list[Problem]:
+    """A JSONL file of some kind (``tasks.rows``: CURATED, EXEMPLARS, SFT_ROWS, PAIRS) exists, every
+    row of it fits ``columns``, and it has ``min_rows`` rows at least (``why``: what needs them)."""
+    from r1pipeline.tasks.rows import DataError, read_jsonl
+
+    missing = missing_file(stage, field, path, spec)
+    if missing:
+        return missing
+    try:
+        n = len(read_jsonl(spec.path(path), columns))
+    except DataError as exc:
+        return [data_problem(stage, field, exc)]
+    if n < min_rows:
+        return [Problem(stage, field, f"{spec.path(path)}: {n} rows, {min_rows} needed{why}", fix)]
     return []
 
 

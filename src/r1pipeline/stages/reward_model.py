@@ -18,7 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, Lora, check_lora, check_model_ref, check_split, check_task, task_files
+from r1pipeline.stages.common import (Dtype, Lora, check_data_file, check_lora, check_model_ref, check_split,
+                                      check_task, task_files)
+from r1pipeline.tasks.rows import PAIRS
 
 DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
@@ -72,8 +74,10 @@ class Config(StageConfig):
             if not problems and not hasattr(registry.source_class(p.task["source"]), "preference_pairs"):
                 problems.append(Problem(self.name, "pairs.task", f"{p.task['source']!r} makes no preference pairs",
                                         "use tiny_general or a pairs.file"))
-        elif not spec.path(p.file).is_file():
-            problems.append(Problem(self.name, "pairs.file", f"file not found: {p.file}", "check the path"))
+        else:
+            problems += check_data_file(self.name, "pairs.file", p.file, spec, PAIRS, min_rows=p.n_test + 1,
+                                        why=f" (pairs.n_test holds out the first {p.n_test}; the rest train)",
+                                        fix="add rows to the file, or lower pairs.n_test")
         return problems
 
 
@@ -115,7 +119,7 @@ def load_pairs(cfg: Config, seed: int, spec_base: str) -> tuple[list[dict], list
         train = src.preference_pairs(p.objective, p.n, seed, "train", p.label_noise)
         test = src.preference_pairs(p.objective, p.n_test, seed, "test", 0.0)
     else:
-        rows = read_jsonl(Path(spec_base) / p.file)
+        rows = read_jsonl(Path(spec_base) / p.file, PAIRS)
         test, train = rows[:p.n_test], rows[p.n_test:p.n_test + p.n]
     return train, test
 

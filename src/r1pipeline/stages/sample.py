@@ -35,8 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline import distributed
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import check_model_ref, check_task, task_files
+from r1pipeline.stages.common import check_data_file, check_model_ref, check_task, task_files
 from r1pipeline.stages.filters import Filters, SampleFilter, rewrite_r1
+from r1pipeline.tasks.rows import CURATED, EXEMPLARS, SFT_ROWS
+from r1pipeline.tasks.rows import read_jsonl as _checked_rows
 
 DISTRIBUTED = True  # runs on every process of a multi-process run; generation is sharded
 
@@ -112,11 +114,10 @@ class Config(StageConfig):
                 if s.few_shot and not s.exemplars:
                     problems.append(Problem(self.name, f"{field}.exemplars", "few_shot needs exemplars",
                                             "give a JSONL file of question/completion exemplars"))
-                paths = [s.exemplars] if s.exemplars else []
+                if s.exemplars:
+                    problems += check_data_file(self.name, f"{field}.exemplars", s.exemplars, spec, EXEMPLARS)
             else:
-                paths = [s.path]
-            problems += [Problem(self.name, field, f"file not found: {p}", "check the path (relative to the spec file)")
-                         for p in paths if not spec.path(p).exists()]
+                problems += check_data_file(self.name, f"{field}.path", s.path, spec, CURATED)
         if self.non_reasoning is not None:
             problems += check_task(self.name, "non_reasoning.task", self.non_reasoning.task, spec)
         if "{answer}" not in self.summary:
@@ -125,9 +126,10 @@ class Config(StageConfig):
         return problems
 
 
-def read_jsonl(path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_jsonl(path, columns=SFT_ROWS) -> list[dict[str, Any]]:
+    """The rows of a JSONL file, each checked against ``columns`` (``tasks/rows.py``; a
+    ``DataError`` names the first bad line); sft and reward_model read their files here too."""
+    return _checked_rows(path, columns)
 
 
 def few_shot_prefix(exemplars: list[dict[str, Any]], n: int, template: str, rng: random.Random) -> str:
@@ -154,7 +156,7 @@ def sample_model(src: ModelSource, rows: list[dict], ctx: StageContext, spec_bas
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).to(distributed.device())
     rng = random.Random(ctx.seed)
-    exemplars = read_jsonl(Path(spec_base) / src.exemplars) if src.few_shot else []
+    exemplars = read_jsonl(Path(spec_base) / src.exemplars, EXEMPLARS) if src.few_shot else []
     prompts = [(few_shot_prefix(exemplars, src.few_shot, src.template, rng) if src.few_shot else "")
                + render(src.template, r["question"]) for r in rows]
     with progress_bar(f"{ctx.name}: {src.model}", total=len(prompts) * src.k) as bar:
@@ -196,7 +198,7 @@ def sample_file(src: FileSource, spec_base: str) -> list[dict[str, Any]]:
 
     from r1pipeline.rewards.builtin import accuracy_reward
 
-    rows = read_jsonl(Path(spec_base) / src.path)
+    rows = read_jsonl(Path(spec_base) / src.path, CURATED)
     texts = [r["completion"] for r in rows]
     correct = accuracy_reward(texts, answer=[str(r["answer"]) for r in rows],
                               verifier=[r.get("verifier", "exact") for r in rows])

@@ -12,12 +12,14 @@ fields). Run alone: ``r1 run configs/tiny.yaml --only sft``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, Lora, check_lora, check_model_ref, check_split
+from r1pipeline.stages.common import Dtype, Lora, check_data_file, check_lora, check_model_ref, check_split
+from r1pipeline.tasks.rows import SFT_ROWS
 
 DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
@@ -59,15 +61,17 @@ class Config(StageConfig):
                     problems.append(Problem(self.name, f"data[{i}]", f"stage {d!r} makes no data",
                                             "name a sample stage or a JSONL file"))
             elif not spec.path(d).is_file():
-                problems.append(Problem(self.name, f"data[{i}]", f"{d!r} is neither a stage nor a file",
+                where = "" if Path(d).is_absolute() else f" (a relative path is read from the spec's folder, {spec.base_dir})"
+                problems.append(Problem(self.name, f"data[{i}]", f"{d!r} is neither a stage nor a file: no file at "
+                                                                 f"{spec.path(d).absolute()}{where}",
                                         f"name one of: {', '.join(spec.stage_names)}, or a JSONL path"))
+            else:
+                problems += check_data_file(self.name, f"data[{i}]", d, spec, SFT_ROWS)
         return problems
 
 
 def load_rows(cfg: Config, ctx: StageContext, spec_base: str) -> list[dict[str, str]]:
     """prompt/completion rows from the named stages' data and files, in order, capped."""
-    from pathlib import Path
-
     from r1pipeline.stages.sample import read_jsonl
 
     rows = []

@@ -18,21 +18,21 @@ split and ``test_path`` the test split, and a question found in both is a bad ro
 file. ``load(split, n, seed)`` returns ``n`` rows of the split drawn without replacement in a
 seeded order, or all of them when the split has fewer.
 
-Bad data fails before training with a ``DataError`` (a ValueError) that names the file, the
-row (the 1-based line number in JSONL, the 1-based row in Parquet), the column and the fix:
-invalid JSON, a line that is not an object, a missing or null question or answer, a question
-that is not a non-empty string, an answer that is not a string or a number, a Parquet column
-of the wrong type, an empty split. With ``on_bad_rows: drop`` bad rows are skipped instead
-(a wrong column type or an empty split still fails): after ``load``, ``source.dropped`` is the
-number of rows skipped and ``source.drop_reasons`` the first few messages, also logged.
+Bad data fails before training with a ``DataError`` (a ValueError, ``tasks/rows.py``) that
+names the file, the row (the 1-based line number in JSONL, the 1-based row in Parquet), the
+column and the fix: a line that is not UTF-8 or not JSON, a line that is not an object, a
+missing or null question or answer, a question that is not a non-empty string, an answer that
+is not a string or a finite number, a Parquet column of the wrong type, an empty split. With
+``on_bad_rows: drop`` bad rows are skipped instead (a missing file, a file that is not UTF-8
+throughout, a wrong column type or an empty split still fails): after ``load``,
+``source.dropped`` is the number of rows skipped and ``source.drop_reasons`` the first few
+messages, also logged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
 import random
 from pathlib import Path
 from typing import Any, Iterator, Literal
@@ -41,48 +41,16 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from r1pipeline.rewards import verify
 from r1pipeline.tasks.registry import SPLITS, AnswerFrom, TaskSource, register, split_of
+from r1pipeline.tasks.rows import Column, DataError, answer, check_row, records, text
+
+__all__ = ["DataError", "FileSource"]
 
 log = logging.getLogger(__name__)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 MAX_REASONS = 20
-_DROP_HINT = " (or set on_bad_rows: drop to skip such rows)"
-
-
-class DataError(ValueError):
-    """Bad task data, named down to the file, row and column, with the fix."""
-
-
-class _BadRow(Exception):
-    """One row's problem (the message names the column); becomes a DataError or a drop."""
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", type(None): "null", bool: "boolean"}.get(
-        type(value), type(value).__name__)
-
-
-def _check_question(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise _BadRow(f"column {field!r} must be a non-empty string, got {_type_name(value)} "
-                      f"{json.dumps(value, default=str)[:40]}")
-    if not value.strip():
-        raise _BadRow(f"column {field!r} is empty; write the question there")
-    return value
-
-
-def _check_answer(value: Any, field: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _BadRow(f"column {field!r} must be a string or a number, got {_type_name(value)} "
-                      f"{json.dumps(value, default=str)[:40]}; write the reference answer as "
-                      f"text (e.g. \"[1, 2]\")")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _BadRow(f"column {field!r} is {value}, not a usable answer")
-    text = str(value)
-    if not text.strip():
-        raise _BadRow(f"column {field!r} is empty; write the reference answer there")
-    return text
+_DROP_HINT = ", or set on_bad_rows: drop to skip such rows"
 
 
 @register("jsonl")
@@ -153,18 +121,20 @@ class FileSource(TaskSource):
         if self._dropped:
             log.warning("%s: dropped %d bad rows, first: %s", file, self._dropped, self._reasons[0])
         if not rows:
-            raise DataError(self._empty_message(split, file))
+            raise self._empty(split, file)
         random.Random(seed).shuffle(rows)
         stem = Path(file).stem
         return [{"id": f"{stem}:{hashlib.sha256(q.encode()).hexdigest()[:16]}", "question": q,
                  "answer": a, "verifier": self.verifier, "answer_from": self.answer_from} for _, q, a in rows[:n]]
 
-    def _empty_message(self, split: str, file: str) -> str:
+    def _empty(self, split: str, file: str) -> DataError:
+        dropped = (f", after dropping {self._dropped} bad rows (first: {self._reasons[0]})"
+                   if self._dropped else "")
         if self.test_path is None:
-            return (f"{file}: no usable rows for the {split} split (the hash split puts about "
-                    f"{self.test_share:.0%} of the questions in test); add rows, or give a "
-                    f"test_path")
-        return f"{file}: no usable rows for the {split} split; add rows to the file"
+            return DataError(file, f"no usable rows for the {split} split (the hash split puts about "
+                                   f"{self.test_share:.0%} of the questions in test){dropped}",
+                             "add rows, or give a test_path")
+        return DataError(file, f"no usable rows for the {split} split{dropped}", "add rows to the file")
 
     def _train_without_test(self) -> list[tuple[int, str, str]]:
         test = {q: row for row, q, _ in self._read(self.test_path)}
@@ -172,9 +142,9 @@ class FileSource(TaskSource):
         for row, q, a in self._read(self.path):
             if q in test:
                 where = f"{self._where(self.test_path)} {test[q]}"
-                self._bad(self.path, row, f"question also in {self.test_path} ({where}); train "
-                                          f"and test must not share questions: remove it from "
-                                          f"one of them")
+                self._bad(DataError(self.path, f"question also in {self.test_path} ({where}); train "
+                                               f"and test must not share questions",
+                                    "remove it from one of them", row, droppable=True))
                 continue
             kept.append((row, q, a))
         return kept
@@ -183,56 +153,36 @@ class FileSource(TaskSource):
     def _where(file: str) -> str:
         return "line" if file.lower().endswith(JSONL_SUFFIXES) else "row"
 
-    def _bad(self, file: str, row: int, message: str) -> None:
-        text = f"{file}, {self._where(file)} {row}: {message}"
-        if self.on_bad_rows == "error":
-            raise DataError(text + _DROP_HINT)
+    def _bad(self, error: DataError) -> None:
+        """Raise ``error`` (offering ``on_bad_rows: drop`` where it applies), or count it as dropped."""
+        if self.on_bad_rows == "error" or not error.droppable:
+            raise error.with_fix(error.fix + _DROP_HINT) if error.droppable else error
         self._dropped += 1
         if len(self._reasons) < MAX_REASONS:
-            self._reasons.append(text)
+            self._reasons.append(f"{error.place}: {error.message}")
+
+    def _columns(self) -> tuple[Column, Column]:
+        return (Column(self.question_field, text("question"), setting="question_field"),
+                Column(self.answer_field, answer, setting="answer_field"))
 
     def _read(self, file: str) -> list[tuple[int, str, str]]:
         """(row number, question, answer) of every good row of ``file``."""
         if not Path(file).is_file():
-            raise DataError(f"{file}: no such file; check the path (relative paths start from "
-                            f"the directory you run in)")
-        records = (self._jsonl_records(file) if file.lower().endswith(JSONL_SUFFIXES)
-                   else self._parquet_records(file))
-        out = []
-        for row, record in records:
+            raise DataError(Path(file).absolute(), "no such file",
+                            "check the path (a relative path is read from the spec file's folder)")
+        jsonl = file.lower().endswith(JSONL_SUFFIXES)
+        rows = records(file) if jsonl else self._parquet_records(file)
+        columns, out = self._columns(), []
+        for row, record in rows:
             try:
-                if not isinstance(record, dict):
-                    raise _BadRow(f"expected a JSON object, got {_type_name(record)}; write "
-                                  f"one object per line, like {{\"{self.question_field}\": ..., "
-                                  f"\"{self.answer_field}\": ...}}")
-                q = self._field(record, self.question_field, "question_field", _check_question)
-                a = self._field(record, self.answer_field, "answer_field", _check_answer)
-            except _BadRow as e:
-                self._bad(file, row, str(e))
+                if isinstance(record, DataError):
+                    raise record
+                check_row(record, columns, file, row, self._where(file))
+            except DataError as e:
+                self._bad(e)
                 continue
-            out.append((row, q, a))
+            out.append((row, record[self.question_field], str(record[self.answer_field])))
         return out
-
-    @staticmethod
-    def _field(record: dict, field: str, setting: str, check) -> str:
-        if field not in record:
-            keys = ", ".join(map(repr, record)) or "none"
-            raise _BadRow(f"column {field!r} is missing (columns here: {keys}); add it, or set "
-                          f"{setting} to the column that holds it")
-        if record[field] is None:
-            raise _BadRow(f"column {field!r} is null; fill it in")
-        return check(record[field], field)
-
-    def _jsonl_records(self, file: str) -> Iterator[tuple[int, Any]]:
-        with open(file, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(line.rstrip("\r\n"))
-                except json.JSONDecodeError as e:
-                    self._bad(file, lineno, f"invalid JSON ({e.msg}, at character "
-                                            f"{e.pos + 1}); fix the line")
 
     def _parquet_records(self, file: str) -> Iterator[tuple[int, Any]]:
         import pyarrow as pa
@@ -241,7 +191,8 @@ class FileSource(TaskSource):
         try:
             table = pq.read_table(file)
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"{file}: not a readable Parquet file ({e})") from e
+            raise DataError(file, f"not a readable Parquet file ({e})",
+                            "write it again with pyarrow or pandas, or use a .jsonl file") from e
         schema = table.schema
         checks = ((self.question_field, "question_field", "a string", pa.types.is_string,
                    pa.types.is_large_string),
@@ -249,12 +200,11 @@ class FileSource(TaskSource):
                    pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating))
         for field, setting, wanted, *ok in checks:
             if field not in schema.names:
-                raise DataError(f"{file}: column {field!r} is missing (columns: "
-                                f"{', '.join(schema.names)}); set {setting} to the column that "
-                                f"holds it")
+                raise DataError(file, f"column {field!r} is missing (columns: {', '.join(schema.names)})",
+                                f"set {setting} to the column that holds it")
             typ = schema.field(field).type
             if not any(f(typ) for f in ok):
-                raise DataError(f"{file}: column {field!r} has type {typ}, expected {wanted}; "
+                raise DataError(file, f"column {field!r} has type {typ}, expected {wanted}",
                                 f"convert the column or point {setting} at another")
         cols = [self.question_field, self.answer_field]
         for i, record in enumerate(table.select(cols).to_pylist(), 1):
