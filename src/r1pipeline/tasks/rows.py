@@ -183,7 +183,8 @@ def check_row(record: Any, columns: Sequence[Column], file: str | Path, row: int
 
     if not isinstance(record, dict):
         example = ", ".join(f'"{c.name}": ...' for c in columns if c.required)
-        raise bad(f"expected a JSON object, got {type_name(record)} {shorten(record)}",
+        shown = "" if record is None else f" {shorten(record)}"
+        raise bad(f"expected a JSON object, got {type_name(record)}{shown}",
                   f"write one object per line, like {{{example}}}")
     for col in columns:
         if col.name not in record:
@@ -258,6 +259,9 @@ def _parse_line(path: str | Path, lineno: int, raw: bytes) -> Any:
                                "byte-order mark, not UTF-8",
                          f"save it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8 {Path(path).name} > "
                          f"{Path(path).stem}.utf8.jsonl", lineno, char=raw.index(b"\x00") + 1)
+    if raw.startswith(codecs.BOM_UTF8):
+        return DataError(path, "a UTF-8 byte-order mark starts this line (were files joined together?)",
+                         "remove those three bytes (EF BB BF)", lineno, char=1, droppable=True)
     try:
         line = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as e:
