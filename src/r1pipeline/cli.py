@@ -139,7 +139,7 @@ def _run_here(spec_path: Path, runs, only, from_, until, report: bool, replicate
     """Run each (spec, run dir) in this process (or in each process of a launch), one after the
     other; then, for ``--seeds``, write the replication summary on rank 0."""
     from r1pipeline import distributed
-    from r1pipeline.pipeline.runner import run_pipeline
+    from r1pipeline.pipeline.runner import StageFailed, error_text, resume_command, run_pipeline
     from r1pipeline.pipeline.spec import SpecError
 
     distributed.init()  # a no-op in a single process
@@ -154,6 +154,20 @@ def _run_here(spec_path: Path, runs, only, from_, until, report: bool, replicate
             for p in exc.problems:
                 typer.echo(f"{spec_path}: {p}", err=True)
         raise typer.Exit(2)
+    except (StageFailed, KeyboardInterrupt) as exc:
+        stage = exc.stage if isinstance(exc, StageFailed) else getattr(exc, "r1_stage", None)
+        if stage is None:
+            raise  # interrupted outside any stage: nothing is marked, nothing to resume
+        if isinstance(exc, StageFailed):
+            import traceback
+
+            traceback.print_exception(exc.error, file=sys.stderr)  # the stage's own error, for its fix
+        argv = sys.argv[1:] if sys.argv[1:2] == ["run"] else ["run", str(spec_path)]  # app() called in-process
+        verb, command = resume_command(argv, stage, distributed.world_size())
+        rank = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
+        why = error_text(exc.error if isinstance(exc, StageFailed) else exc)
+        typer.echo(f"[r1] stage '{stage}' failed{rank}: {why}; {verb}: {command}", err=True)
+        raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
 
 
 def _replicate(run_dirs: List[Path], out: Path, report: bool = True) -> None:

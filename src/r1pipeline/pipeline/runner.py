@@ -20,6 +20,12 @@ a barrier. If a process dies, the launcher ends the others; without a launcher t
 ``srun`` or ``mpirun`` per rank), the survivors wait up to ``distributed.COLLECTIVE_TIMEOUT``.
 A stage that failed on a rank other than 0 keeps the status ``running`` (rank 0 was ended, not
 told), so the next run resumes it, as after a kill.
+
+A stage that raises is marked ``failed`` in its manifest, with ``error`` (``Type: message``),
+``error_type`` and ``error_message``, and the runner raises ``StageFailed`` naming it (the CLI's
+last line then says which stage failed, why, and the command that resumes it:
+``resume_command``); Ctrl-C marks it ``failed`` too (``interrupted: true``) and goes on as a
+KeyboardInterrupt. The manifest never stays ``running`` on rank 0 for a stage that ended.
 """
 
 from __future__ import annotations
@@ -161,35 +167,89 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         "started": datetime.now(timezone.utc).isoformat(), "resumed": resume,
         "command": " ".join(sys.argv), "attempts": 1, "processes": distributed.world_size(),
     }
-    if main:
-        _prepare_stage_dir(stage_dir, resume, manifest)
-    distributed.barrier()  # the folder is ready before any rank writes into it
     ctx = StageContext(name=stage.name, dir=stage_dir, run_dir=run_dir, seed=seed,
                        input_dirs={i: run_dir / i for i in inputs}, resume=resume)
-    _quiet_libraries()
-    _seed_everything(seed)
     t0, cpu0 = time.time(), cpu_seconds()
-    stage_module = module(stage.kind)
-    runs_here = main or getattr(stage_module, "DISTRIBUTED", False)
-    log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
-    try:
+    try:  # from here on, whatever ends the stage is written in its manifest
+        if main:
+            _prepare_stage_dir(stage_dir, resume, manifest)
+        distributed.barrier()  # the folder is ready before any rank writes into it
+        _quiet_libraries()
+        _seed_everything(seed)
+        t0, cpu0 = time.time(), cpu_seconds()  # the stage's own time, not the libraries' imports
+        stage_module = module(stage.kind)
+        runs_here = main or getattr(stage_module, "DISTRIBUTED", False)
+        log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
         summary = stage_module.run(stage, ctx, spec.base_dir) if runs_here else {}
+        distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
+        if main:
+            write_json(stage_dir / SUMMARY, summary)
+            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
+            manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
+                            seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2),
+                            **_precision(ctx))
+            write_json(stage_dir / MANIFEST, manifest)
     except BaseException as exc:
         if main:
-            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
-                            ended=datetime.now(timezone.utc).isoformat(), **_precision(ctx))
-            write_json(stage_dir / MANIFEST, manifest)
+            _record_failure(stage_dir, manifest, exc, round(time.time() - t0, 2), ctx)
+        if isinstance(exc, Exception):
+            raise StageFailed(stage.name, exc) from exc
+        exc.r1_stage = stage.name  # KeyboardInterrupt, SystemExit: go on as they are, naming the stage
         raise
-    distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
-    if main:
-        write_json(stage_dir / SUMMARY, summary)
-        shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
-        manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
-                        seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2),
-                        **_precision(ctx))
-        write_json(stage_dir / MANIFEST, manifest)
     log(f"[r1] {stage.name} done in {time.time() - t0:.1f}s")
     return summary
+
+
+class StageFailed(Exception):
+    """A stage raised ``error`` (its manifest says ``failed`` and why); ``__cause__`` is the error."""
+
+    def __init__(self, stage: str, error: BaseException):
+        super().__init__(f"stage '{stage}' failed: {error_text(error)}")
+        self.stage, self.error = stage, error
+
+
+def error_text(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message``, cut to ``limit`` characters (an interrupt says so)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _record_failure(stage_dir: Path, manifest: dict[str, Any], exc: BaseException, seconds: float,
+                    ctx: StageContext) -> None:
+    """The manifest says ``failed``, with the error's type and message; a stage folder that
+    cannot be written (the error itself, perhaps) leaves the error to the caller alone."""
+    manifest.update(status="failed", error=error_text(exc, 2000), error_type=type(exc).__name__,
+                    error_message=str(exc)[:2000], interrupted=isinstance(exc, KeyboardInterrupt),
+                    ended=datetime.now(timezone.utc).isoformat(), seconds=seconds, **_precision(ctx))
+    try:
+        write_json(stage_dir / MANIFEST, manifest)
+    except OSError:
+        pass
+
+
+def resume_command(argv: list[str], stage: str, world: int = 1) -> tuple[str, str]:
+    """(what it does, the ``r1`` command line) that picks a failed run up again: the same
+    command resumes the failed stage from its checkpoint, finished stages skipped; after
+    ``--from``, ``--from STAGE`` reruns the failed stage and everything after it.
+
+    >>> resume_command(["run", "s.yaml", "--out", "runs/x"], "sft")
+    ('resume', 'r1 run s.yaml --out runs/x')
+    >>> resume_command(["run", "s.yaml", "--from", "base"], "sft")
+    ('rerun from it', 'r1 run s.yaml --from sft')
+    """
+    args, verb = list(argv), "resume"
+    for i, a in enumerate(args):
+        if a == "--from" and i + 1 < len(args):
+            args[i + 1], verb = stage, "rerun from it"
+        elif a.startswith("--from="):
+            args[i], verb = f"--from={stage}", "rerun from it"
+    if world > 1 and not any(a == "--num-processes" or a.startswith("--num-processes=") for a in args):
+        args += ["--num-processes", str(world)]
+    import shlex
+
+    return verb, "r1 " + shlex.join(args)
 
 
 def _precision(ctx: StageContext) -> dict[str, Any]:
