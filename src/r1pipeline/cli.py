@@ -72,7 +72,9 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         accelerate_config: Optional[Path] = typer.Option(
             None, "--accelerate-config", help="accelerate config file (DeepSpeed, FSDP, several machines)"),
         print_launch: bool = typer.Option(False, "--print-launch",
-                                          help="print the multi-process launch command instead of running it")):
+                                          help="print the multi-process launch command instead of running it"),
+        jobs: int = typer.Option(1, "--jobs", min=1, help="run up to N independent stages (of every seed) at once, "
+                                 "each in its own process on cores/N threads; logs in RUN_DIR/logs/")):
     """Run a pipeline: finished stages are skipped, interrupted ones resume."""
     if launcher not in ("accelerate", "torchrun"):
         _fail(f"--launcher {launcher!r}: unknown launcher; fix: use accelerate or torchrun")
@@ -88,6 +90,8 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         _fail(f"--num-processes {num_processes}: this launch has {world} processes; fix: drop --num-processes "
               "when starting r1 under a launcher yourself")
     _check_processes(spec, s, world)
+    if jobs > 1 and world > 1:
+        _fail(f"--jobs {jobs} with {world} processes: a data-parallel stage wants every core; fix: drop one of the two")
     relaunch = world > 1 and not launched
     options = [*(a for flag, v in (("--only", only), ("--from", from_), ("--until", until)) if v for a in (flag, v)),
                *([] if report else ["--no-report"])]
@@ -97,10 +101,15 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         if relaunch:
             _launch(spec, run_dir, options=[*_set_args(set_), *options], **launch)
         else:
+            if jobs > 1:
+                _run_concurrently(spec, [(s, run_dir, list(set_ or []))], jobs, only, from_, until)
             _run_here(spec, [(s, run_dir)], only, from_, until, report)
         return
     root = out or Path("runs") / f"{s.name}-seeds"
     runs = [(_load(spec, [*(set_ or []), f"seed={seed}"]), root / f"seed-{seed}") for seed in seed_list]
+    if jobs > 1 and not relaunch:
+        _run_concurrently(spec, [(r, d, [*(set_ or []), f"seed={seed}"]) for (r, d), seed in zip(runs, seed_list)],
+                          jobs, only, from_, until)
     if relaunch:
         for (_, run_dir), seed in zip(runs, seed_list):
             _launch(spec, run_dir, options=[*_set_args([*(set_ or []), f"seed={seed}"]), *options], **launch)
@@ -168,6 +177,30 @@ def _run_here(spec_path: Path, runs, only, from_, until, report: bool, replicate
         why = error_text(exc.error if isinstance(exc, StageFailed) else exc)
         typer.echo(f"[r1] stage '{stage}' failed{rank}: {why}; {verb}: {command}", err=True)
         raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+
+def _run_concurrently(spec_path: Path, runs, jobs: int, only, from_, until) -> None:
+    """``--jobs N``: every stage left to run, N at a time, each in its own ``r1 run`` process
+    (``pipeline/schedule.py``); the caller's ordinary loop then finds them done and writes the reports."""
+    from r1pipeline.pipeline.schedule import Run, UnitFailed, plan_units, run_units
+    from r1pipeline.pipeline.spec import SpecError
+
+    try:
+        units = plan_units([Run(s, d, o) for s, d, o in runs], only=only, from_=from_, until=until)
+        run_units(spec_path, units, jobs)
+    except SpecError as exc:
+        for p in exc.problems:
+            typer.echo(f"{spec_path}: {p}", err=True)
+        raise typer.Exit(2)
+    except UnitFailed as exc:
+        import shlex
+
+        typer.echo(f"[r1] stage '{exc.unit.stage}' failed in {exc.unit.run.run_dir}: {exc.why}; "
+                   f"resume: r1 {shlex.join(sys.argv[1:])}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo(f"[r1] interrupted; resume: r1 {' '.join(sys.argv[1:])}", err=True)
+        raise typer.Exit(130)
 
 
 def _replicate(run_dirs: List[Path], out: Path, report: bool = True) -> None:
