@@ -135,7 +135,7 @@ def test_invalid_yaml_names_the_line(tmp_path: Path):
     path.write_text("name: x\nstages:\n  - name: base\n    kind: [pretrain\n")
     result, stderr = run_cli(["validate", str(path)])
     assert result["code"] == 2 and not result["torch"]
-    assert "invalid YAML at line" in stderr and "fix:" in stderr
+    assert "spec.yaml: line 5, column 1: invalid YAML (" in stderr and "fix:" in stderr
 
 
 def test_missing_spec_file(tmp_path: Path):

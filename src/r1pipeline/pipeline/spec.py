@@ -5,6 +5,11 @@ against its kind's ``Config`` and then checks what needs the whole spec (referen
 rewards, files, divisibility). Every problem becomes one line that names the stage, the field,
 the value and the fix; all of them are reported at once, as a ``SpecError``.
 
+The YAML is read by ``yaml_load`` (encodings, duplicate keys, alias bombs, nesting, huge and
+non-finite numbers: refused with their line), ``--set`` values too; after pydantic, ``values``
+names what lax validation let through (``steps: true``, ``learning_rate: 1e400``, seeds outside
+0 .. 2**32 - 1). No message prints a value whole (``stages.base.shown``).
+
 Nothing here imports torch, transformers or TRL: ``r1 validate`` answers in about a second.
 """
 
@@ -18,17 +23,29 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from r1pipeline.pipeline.findings import Finding, check_findings, eval_block, parse_findings
+from r1pipeline.pipeline.values import task_value_problems, value_problems
+from r1pipeline.pipeline.yaml_load import YamlProblem, load_yaml, read_yaml
 from r1pipeline.stages import KINDS
-from r1pipeline.stages.base import Problem, StageConfig, did_you_mean, validation_problems
+from r1pipeline.stages.base import Problem, StageConfig, did_you_mean, shown, validation_problems
+
+MAX_KEY_PARTS = 12  # ``--set a.b.c=...``: the deepest setting is a few levels down
 
 
 class SpecError(Exception):
     """A spec that cannot run; ``problems`` holds one fixable line each."""
 
     def __init__(self, problems: list[Problem], source: str = "spec"):
-        self.problems = problems
+        self.problems = [_bounded(p) for p in problems]
         self.source = source
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _bounded(p: Problem, limit: int = 600) -> Problem:
+    """A guard: no line of a message runs past ``limit`` characters, whichever check wrote it."""
+    if len(p.message) <= limit and len(p.fix) <= 2 * limit:
+        return p
+    return Problem(p.stage, p.field, p.message[:limit] + "…" * (len(p.message) > limit),
+                   p.fix[:2 * limit] + "…" * (len(p.fix) > 2 * limit))
 
 
 class Spec(BaseModel):
@@ -83,56 +100,73 @@ class Spec(BaseModel):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(item: str, text: str) -> tuple[Any, Problem | None]:
+    """A ``--set`` value read as YAML (``3``, ``1e-5``, ``[a, b]``); text that is no YAML at all
+    stays text; YAML that the loader refuses (``.inf``, an alias bomb, ...) is a Problem."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return load_yaml(text), None
+    except YamlProblem as e:
+        if e.syntax:
+            return text, None
+        return None, Problem(None, "--set", f"{shown(item)}: {e.message}", e.fix)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> list[Problem]:
     """Apply ``--set key=value`` overrides in place: ``seed=1``, ``r1_zero.learning_rate=1e-5``,
     ``r1_zero.task.n_digits=4``. Returns problems for overrides that name nothing."""
     problems = []
-    stages = {s.get("name"): s for s in raw.get("stages") or [] if isinstance(s, dict)}
+    listed = raw.get("stages") if isinstance(raw.get("stages"), list) else []
+    stages = {s["name"]: s for s in listed if isinstance(s, dict) and isinstance(s.get("name"), str)}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            problems.append(Problem(None, "--set", f"malformed override {item!r}", "write KEY=VALUE"))
+            problems.append(Problem(None, "--set", f"malformed override {shown(item)}", "write KEY=VALUE"))
             continue
         parts = key.split(".")
+        if len(parts) > MAX_KEY_PARTS or not all(parts):
+            why = f"{len(parts)} parts" if len(parts) > MAX_KEY_PARTS else "an empty part (two dots, or one at an end)"
+            problems.append(Problem(None, "--set", f"key {shown(key)} has {why}",
+                                    "name a setting as STAGE.FIELD or STAGE.FIELD.SUBFIELD, e.g. r1_zero.steps"))
+            continue
         if parts[0] in stages and len(parts) > 1:
             target, parts = stages[parts[0]], parts[1:]
         elif len(parts) == 1:
             target = raw
         else:
-            problems.append(Problem(None, "--set", f"no stage named {parts[0]!r} in {item!r}",
+            problems.append(Problem(None, "--set", f"no stage named {shown(parts[0])} in {shown(item)}",
                                     f"{did_you_mean(parts[0], list(stages))}use one of: {', '.join(stages)}"))
             continue
         for p in parts[:-1]:
             target = target.setdefault(p, {})
             if not isinstance(target, dict):
-                problems.append(Problem(None, "--set", f"{key!r} goes through a non-mapping", "check the key"))
+                problems.append(Problem(None, "--set", f"{shown(key)} goes through a non-mapping", "check the key"))
                 break
         else:
-            target[parts[-1]] = _parse_value(value)
+            parsed, problem = _parse_value(item, value)
+            if problem:
+                problems.append(problem)
+            else:
+                target[parts[-1]] = parsed
     return problems
 
 
 def _parse_stage(raw: Any, index: int) -> tuple[StageConfig | None, list[Problem]]:
     if not isinstance(raw, dict):
-        return None, [Problem(f"#{index + 1}", None, f"a stage must be a mapping, got {raw!r}",
+        return None, [Problem(f"#{index + 1}", None, f"a stage must be a mapping, got {shown(raw)}",
                               "write 'name: ..., kind: ...' for each stage")]
-    name = str(raw.get("name") or f"#{index + 1}")
+    name = raw.get("name") if isinstance(raw.get("name"), str) and raw.get("name") else f"#{index + 1}"
+    name = name if len(name) <= 60 else name[:60] + "…"
     kind = raw.get("kind")
-    if kind not in KINDS:
-        return None, [Problem(name, "kind", f"unknown kind {kind!r}",
+    if not isinstance(kind, str) or kind not in KINDS:
+        return None, [Problem(name, "kind", f"unknown kind {shown(kind)}",
                               f"{did_you_mean(str(kind), list(KINDS))}use one of: {', '.join(KINDS)}")]
     cls = KINDS[kind]
     try:
-        return cls.model_validate(raw), []
+        cfg = cls.model_validate(raw)
     except ValidationError as exc:
         return None, validation_problems(name, exc, cls)
+    problems = value_problems(cfg.name, raw, cfg) + task_value_problems(cfg.name, raw)
+    return (None, problems) if problems else (cfg, [])
 
 
 def check_graph(spec: Spec) -> list[Problem]:
@@ -185,13 +219,15 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
         problems += errs
         if cfg is not None:
             stages.append(cfg)
-    findings, errs = parse_findings(raw.pop("findings")) if raw.get("findings") is not None else (None, [])
-    problems += errs
+    raw_findings = raw.pop("findings", None)
+    findings, errs = parse_findings(raw_findings) if raw_findings is not None else (None, [])
+    problems += errs or value_problems(None, raw_findings, findings, "findings")
     try:
         spec = Spec.model_validate({**raw, "stages": []})
     except ValidationError as exc:
         problems += validation_problems(None, exc, Spec)
         raise SpecError(problems, source) from None
+    problems += value_problems(None, {k: v for k, v in raw.items() if k != "stages"}, spec)
     spec.stages = stages
     spec.findings = findings
     if problems:  # stage-level checks need every stage parsed
@@ -216,13 +252,15 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     """Read and validate the spec at ``path`` (relative paths inside it are relative to it)."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError([Problem(None, None, f"no spec file at {str(path)!r}",
+        what = "is a folder, not a spec file" if path.is_dir() else "no spec file there"
+        raise SpecError([Problem(None, None, f"{what} ({path.absolute()})",
                                  "check the path (specs live in configs/)")], str(path))
+    return validate_raw(read_spec_yaml(path), str(path), path.parent.resolve(), overrides)
+
+
+def read_spec_yaml(path: Path) -> Any:
+    """The parsed YAML of the spec file at ``path``; a SpecError naming the line where it is refused."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError([Problem(None, None, f"invalid YAML{where}: {getattr(exc, 'problem', exc)}",
-                                 "fix the YAML syntax there")], str(path)) from None
-    return validate_raw(raw, str(path), path.parent.resolve(), overrides)
+        return read_yaml(path)
+    except YamlProblem as e:
+        raise SpecError([Problem(None, None, e.text, e.fix)], str(path)) from None

@@ -56,8 +56,26 @@ def fix_for(err: dict[str, Any]) -> tuple[str, str]:
         return "unknown field", "remove it or correct its spelling"
     if kind == "missing":
         return "required field is missing", "add it"
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    return f"got {shown}", msg[0].lower() + msg[1:]
+    return f"got {shown(value) if not isinstance(value, dict) else 'a mapping'}", msg[0].lower() + msg[1:]
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters, never built whole (a value
+    from YAML aliases can expand to thousands of items; a 4,000-digit integer prints as 4,000 digits).
+
+    >>> shown("x" * 100, 5), shown(10 ** 100), shown([1, [2]])
+    ("'xxxxx'…", 'a 101-digit integer', '[1, [2]]')
+    """
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("…" if len(value) > limit else "")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {len(str(value)) if value.bit_length() < 10_000 else 'many'}-digit integer"
+    if isinstance(value, (dict, list, tuple)):
+        from r1pipeline.tasks.rows import shorten
+
+        return shorten(value, limit)
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def validation_problems(stage: str | None, exc: ValidationError, model: type[BaseModel],
