@@ -93,11 +93,14 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     if jobs > 1 and world > 1:
         _fail(f"--jobs {jobs} with {world} processes: a data-parallel stage wants every core; fix: drop one of the two")
     relaunch = world > 1 and not launched
+    _check_selection(spec, s, only, from_, until)
     options = [*(a for flag, v in (("--only", only), ("--from", from_), ("--until", until)) if v for a in (flag, v)),
                *([] if report else ["--no-report"])]
     launch = dict(n=num_processes, launcher=launcher, accelerate_config=accelerate_config, print_only=print_launch)
     if seed_list is None:
         run_dir = out or Path("runs") / s.name
+        _check_out(run_dir, out is not None)
+        _check_only_inputs(spec, [(s, run_dir)], only, launched)
         if relaunch:
             _launch(spec, run_dir, options=[*_set_args(set_), *options], **launch)
         else:
@@ -107,6 +110,9 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         return
     root = out or Path("runs") / f"{s.name}-seeds"
     runs = [(_load(spec, [*(set_ or []), f"seed={seed}"]), root / f"seed-{seed}") for seed in seed_list]
+    for _, run_dir in runs:
+        _check_out(run_dir, out is not None)
+    _check_only_inputs(spec, runs, only, launched)
     if jobs > 1 and not relaunch:
         _run_concurrently(spec, [(r, d, [*(set_ or []), f"seed={seed}"]) for (r, d), seed in zip(runs, seed_list)],
                           jobs, only, from_, until)
@@ -127,7 +133,66 @@ def _parse_seeds(text: str) -> List[int]:
         _fail(f"--seeds {text!r}: not a comma-separated list of integers; fix: write e.g. --seeds 0,1,2")
     if not seeds or len(set(seeds)) != len(seeds):
         _fail(f"--seeds {text!r}: give at least one seed, each once; fix: write e.g. --seeds 0,1,2")
+    from r1pipeline.pipeline.values import SEED_MAX
+
+    bad = [x for x in seeds if not 0 <= x <= SEED_MAX]
+    if bad:
+        _fail(f"--seeds: seed {bad[0]} is outside 0 .. {SEED_MAX}; fix: use seeds from 0 to {SEED_MAX} (2**32 - 1), "
+              "the range numpy and torch both take")
     return seeds
+
+
+def _check_selection(spec_path: Path, s, only, from_, until) -> None:
+    """``--only``/``--from``/``--until`` name stages of the spec: said before torch loads."""
+    from r1pipeline.pipeline.runner import select
+    from r1pipeline.pipeline.spec import SpecError
+
+    try:
+        select(s, only, from_, until)
+    except SpecError as exc:
+        _print_problems(spec_path, exc)
+
+
+def _check_only_inputs(spec_path: Path, runs, only, launched: bool) -> None:
+    """``--only STAGE`` needs its inputs done in each run directory: said before torch loads (a
+    launched rank leaves it to rank 0's plan)."""
+    if not only or launched:
+        return
+    from r1pipeline.pipeline.runner import plan_run, stage_hashes
+    from r1pipeline.pipeline.spec import SpecError
+
+    try:
+        for s, run_dir in runs:
+            plan_run(s, run_dir, stage_hashes(s), only=only)
+    except SpecError as exc:
+        _print_problems(spec_path, exc)
+
+
+def _check_out(run_dir: Path, given: bool) -> None:
+    """The run directory is (or can be made) a folder this user may write in: a regular file in
+    its place, or a folder without write permission, exits 2 here, not with a traceback after torch."""
+    flag = "--out" if given else "the run directory (default for --out)"
+    try:
+        existing = run_dir
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except (OSError, ValueError) as exc:
+        _fail(f"{flag} {run_dir}: cannot be used as a path ({exc}); fix: give a shorter, plain folder path")
+    if not is_dir:
+        what = "is" if existing == run_dir else f"is inside {existing}, which is"
+        _fail(f"{flag} {run_dir}: {what} a file, not a folder; fix: give a folder for the run (e.g. --out "
+              f"runs/NAME), or move the file away")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        _fail(f"{flag} {run_dir}: {existing.absolute()} cannot be written (permission denied); fix: give a "
+              "folder you can write in (e.g. --out runs/NAME), or change its permissions")
+
+
+def _print_problems(source, exc) -> None:
+    """A SpecError's problems, one line each, then exit 2."""
+    for p in exc.problems:
+        typer.echo(f"{source}: {p}", err=True)
+    raise typer.Exit(2)
 
 
 def _set_args(overrides: Optional[List[str]]) -> List[str]:
@@ -148,7 +213,7 @@ def _run_here(spec_path: Path, runs, only, from_, until, report: bool, replicate
     """Run each (spec, run dir) in this process (or in each process of a launch), one after the
     other; then, for ``--seeds``, write the replication summary on rank 0."""
     from r1pipeline import distributed
-    from r1pipeline.pipeline.runner import StageFailed, error_text, resume_command, run_pipeline
+    from r1pipeline.pipeline.runner import StageFailed, run_pipeline
     from r1pipeline.pipeline.spec import SpecError
 
     distributed.init()  # a no-op in a single process
@@ -164,19 +229,29 @@ def _run_here(spec_path: Path, runs, only, from_, until, report: bool, replicate
                 typer.echo(f"{spec_path}: {p}", err=True)
         raise typer.Exit(2)
     except (StageFailed, KeyboardInterrupt) as exc:
-        stage = exc.stage if isinstance(exc, StageFailed) else getattr(exc, "r1_stage", None)
-        if stage is None:
-            raise  # interrupted outside any stage: nothing is marked, nothing to resume
-        if isinstance(exc, StageFailed):
-            import traceback
+        _stage_failed(exc, ["run", str(spec_path)])
 
-            traceback.print_exception(exc.error, file=sys.stderr)  # the stage's own error, for its fix
-        argv = sys.argv[1:] if sys.argv[1:2] == ["run"] else ["run", str(spec_path)]  # app() called in-process
-        verb, command = resume_command(argv, stage, distributed.world_size())
-        rank = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
-        why = error_text(exc.error if isinstance(exc, StageFailed) else exc)
-        typer.echo(f"[r1] stage '{stage}' failed{rank}: {why}; {verb}: {command}", err=True)
-        raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+def _stage_failed(exc: BaseException, default_argv: List[str]) -> None:
+    """The end of a command whose stage failed (``runner.StageFailed``) or was interrupted: the
+    stage's own traceback, then a last line naming the stage, the error and the command that
+    resumes; exit 1 (130 on Ctrl-C). ``default_argv``: the command when ``app()`` is called in-process."""
+    from r1pipeline import distributed
+    from r1pipeline.pipeline.runner import StageFailed, error_text, resume_command
+
+    stage = exc.stage if isinstance(exc, StageFailed) else getattr(exc, "r1_stage", None)
+    if stage is None:
+        raise exc  # interrupted outside any stage: nothing is marked, nothing to resume
+    if isinstance(exc, StageFailed):
+        import traceback
+
+        traceback.print_exception(exc.error, file=sys.stderr)  # the stage's own error, for its fix
+    argv = sys.argv[1:] if sys.argv[1:2] == default_argv[:1] else default_argv
+    verb, command = resume_command(argv, stage, distributed.world_size())
+    rank = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
+    why = error_text(exc.error if isinstance(exc, StageFailed) else exc)
+    typer.echo(f"[r1] stage '{stage}' failed{rank}: {why}; {verb}: {command}", err=True)
+    raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
 
 
 def _run_concurrently(spec_path: Path, runs, jobs: int, only, from_, until) -> None:
@@ -233,45 +308,74 @@ def _launch(spec: Path, run_dir: Path, *, n: int, launcher: "Launcher", accelera
 @app.command("eval")
 def eval_(run_dir: Path = typer.Argument(..., help="a run directory"),
           models: Optional[str] = typer.Option(None, help="comma-separated stages or model paths (default: the spec's evaluate stage's)"),
-          k: Optional[int] = typer.Option(None, help="samples per prompt"),
-          n_prompts: Optional[int] = typer.Option(None, "--n-prompts", help="held-out prompts"),
+          k: Optional[int] = typer.Option(None, min=1, help="samples per prompt"),
+          n_prompts: Optional[int] = typer.Option(None, "--n-prompts", min=1, help="held-out prompts"),
           name: str = typer.Option("eval", help="stage folder to write into under the run directory")):
     """Evaluate checkpoints of a run on the same held-out prompts and seed (paper protocol)."""
-    import yaml
-
-    from r1pipeline.pipeline.runner import run_pipeline
+    from r1pipeline.pipeline.runner import StageFailed, run_pipeline
     from r1pipeline.pipeline.spec import SpecError, validate_raw
 
     spec_file = run_dir / "spec.yaml"
-    if not spec_file.exists():
-        _fail(f"{run_dir}: no spec.yaml; fix: give a run directory written by 'r1 run'")
-    raw = yaml.safe_load(spec_file.read_text())
+    raw = _run_spec(run_dir)
     evals = [st for st in raw["stages"] if st.get("kind") == "evaluate"]
     block = dict(evals[-1]) if evals else {"task": next((st["task"] for st in raw["stages"] if "task" in st), {})}
     block.update(name=name, kind="evaluate")
     if models:
         block["models"] = [m.strip() for m in models.split(",") if m.strip()]
-    # reward-model scores only from reward models this run has finished
-    from r1pipeline.rundir import read_json
-
-    block["reward_models"] = {k: v for k, v in (block.get("reward_models") or {}).items()
-                              if (read_json(run_dir / v / "manifest.json") or {}).get("status") == "done"}
+    if isinstance(block.get("reward_models"), dict):  # scores only from reward models this run has finished
+        block["reward_models"] = {key: v for key, v in block["reward_models"].items()
+                                  if isinstance(v, str) and _status(run_dir / v / "manifest.json") == "done"}
     if k:
         block["k"] = k
     if n_prompts:
         block["n_prompts"] = n_prompts
     raw["stages"] = [st for st in raw["stages"] if st.get("name") != name] + [block]
+    base_dir = raw.get("base_dir") if isinstance(raw.get("base_dir"), str) else "."
     try:
-        s = validate_raw(raw, str(spec_file), base_dir=Path(raw.get("base_dir", ".")))
+        s = validate_raw(raw, str(spec_file), base_dir=Path(base_dir))
         run_pipeline(s, run_dir, only=name, report=False)
     except SpecError as exc:
-        for p in exc.problems:
-            typer.echo(f"{spec_file}: {p}", err=True)
-        raise typer.Exit(2)
+        _print_problems(spec_file, exc)
+    except (StageFailed, KeyboardInterrupt) as exc:
+        _stage_failed(exc, ["eval", str(run_dir)])
     from r1pipeline.pipeline.report import eval_table
     from r1pipeline.rundir import read_json
 
     typer.echo(eval_table(read_json(run_dir / name / "summary.json")))
+
+
+def _run_spec(run_dir: Path) -> dict:
+    """The parsed ``spec.yaml`` of a run directory, checked to be a spec with a list of stages
+    (``r1 eval`` and ``r1 report`` read it); anything else exits 2 naming the file and the fix."""
+    from r1pipeline.pipeline.spec import SpecError, read_spec_yaml
+
+    spec_file = run_dir / "spec.yaml"
+    if not run_dir.is_dir():
+        what = "is a file, not a folder" if run_dir.exists() else "no such folder"
+        _fail(f"{run_dir}: {what}; fix: give a run directory written by 'r1 run'")
+    if not spec_file.is_file():
+        _fail(f"{run_dir}: no spec.yaml; fix: give a run directory written by 'r1 run'")
+    try:
+        raw = read_spec_yaml(spec_file)
+    except SpecError as exc:
+        _print_problems(spec_file, exc)
+    stages = raw.get("stages") if isinstance(raw, dict) else None
+    if not isinstance(stages, list) or not stages or not all(isinstance(st, dict) for st in stages):
+        what = "no stages" if isinstance(raw, dict) and not stages else "not a pipeline spec"
+        _fail(f"{spec_file}: {what} (the spec of a run lists its stages under 'stages:'); fix: give a run "
+              "directory written by 'r1 run', or rerun 'r1 run SPEC --out DIR' to write it again")
+    return raw
+
+
+def _status(manifest: Path) -> Optional[str]:
+    """A stage's status from its manifest; None when it is missing or unreadable."""
+    import json
+
+    try:
+        status = json.loads(manifest.read_bytes()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
 
 
 @app.command()
@@ -285,6 +389,7 @@ def report(run_dirs: List[Path] = typer.Argument(..., help="a run directory; a f
         if (d / "spec.yaml").exists():
             from r1pipeline.pipeline.report import write_report
 
+            _run_spec(d)  # junk exits 2 here, not in the report's code
             typer.echo(str(write_report(d)))
             return
         from r1pipeline.pipeline.replication import seed_dirs

@@ -25,6 +25,9 @@ class Mix(TaskSource):
         for i, p in enumerate(parts):
             if "source" not in p:
                 raise ValueError(f"parts[{i}] has no 'source'")
+            w = p.get("weight", 1.0)  # a share: a positive finite number, not true or "nan"
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < float("inf"):
+                raise ValueError(f"parts[{i}].weight {str(w)[:30]!r} must be a positive finite number")
             _source(p)  # validates the part's settings
         return parts
 
