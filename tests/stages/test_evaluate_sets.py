@@ -123,3 +123,34 @@ def test_samples_name_their_set_and_general_rows_carry_the_oracle(evaluated):
     reasoning = [r for r in rows if r["set"] != "general"]
     assert [r["ends_clean"] for r in reasoning[:2]] == [True, False]
     assert all(len(r["id"].split("/")[1].split("*")) == 6 for r in rows if r["set"] == "hard")
+
+
+def test_general_models_answer_the_general_prompts_and_the_others_only_reasoning(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_sample_sets(config, path, jobs, label):
+        calls.append(sum(len(prompts) for prompts, _, _ in jobs))
+        return [canned(prompts, max_new) for prompts, max_new, _ in jobs]
+
+    monkeypatch.setattr(evaluate, "sample_sets", fake_sample_sets)
+    ctx = StageContext(name="evaluate", dir=tmp_path / "evaluate", run_dir=tmp_path, seed=0,
+                       input_dirs={"a": tmp_path / "a", "b": tmp_path / "b"})
+    summary = evaluate.run(cfg(general_models=["b"]), ctx, str(CONFIGS))
+    assert calls == [4, 4 + 4]
+    assert "oracle_helpfulness" not in summary["models"]["a"] and "oracle_helpfulness" in summary["models"]["b"]
+    rows = [json.loads(line) for line in (tmp_path / "evaluate" / "data" / "samples.jsonl").open()]
+    assert {r["model"] for r in rows if r["set"] == "general"} == {"b"}
+
+
+def test_general_models_keep_the_hash_by_default_and_are_checked():
+    assert "general_models" not in cfg().hashed_config()
+    assert cfg(general_models=["a"]).hashed_config() != cfg().hashed_config()
+    found = problems("evaluate.general_models=[sfft]")
+    assert any(p.stage == "evaluate" and p.field == "general_models[0]" and "sft" in p.fix for p in found)
+
+
+def test_a_finding_on_the_general_rows_of_a_model_that_does_not_answer_them_is_a_problem():
+    from r1pipeline.pipeline.findings import evaluated as sets_of
+
+    block = cfg(general_models=["b"]).model_dump(mode="json")
+    assert sets_of(block)["general"] == ["b"] and sets_of(block)["heldout"] == ["a", "b"]

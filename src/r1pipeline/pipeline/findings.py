@@ -242,7 +242,8 @@ def evaluated(block: dict[str, Any]) -> dict[str, list[str]]:
     models = list(block.get("models") or [])
     out = {MAIN_SET: models}
     if block.get("general_task"):
-        out[GENERAL_SET] = models
+        chosen = block.get("general_models")
+        out[GENERAL_SET] = [m for m in models if chosen is None or m in chosen]
     for name, es in (block.get("sets") or {}).items():
         chosen = es.get("models")
         out[name] = [m for m in models if chosen is None or m in chosen]

@@ -15,6 +15,9 @@ paper: "no greedy decoding, it repeats itself"). Per model:
   same responses (``rm_helpfulness``, ``rm_harmlessness``, ``reward_model_score``);
 * ``ends_clean_rate``: share of samples that stop at their summary (``rewards.parse.ends_clean``).
 
+``general_models`` (default: all) limits the general prompts to the models whose oracle scores
+are read: in the tiny world those prompts are two thirds of the evaluation's completions.
+
 Extra evaluation sets (``sets: {hard: {task: ..., n_prompts: 256, max_new_tokens: 112, models:
 [...]}}``) are scored the same way beside the main held-out set (a harder split keeps headroom
 where the main one sits at the ceiling); the main set keeps its place in the summary, so numbers
@@ -81,6 +84,9 @@ class Config(StageConfig):
     language: str = Field("en", description="target language of language_consistency")
     general_task: dict[str, Any] | None = Field(None, description="general prompts scored by an oracle")
     n_general_prompts: int = Field(128, gt=0)
+    general_models: list[str] | None = Field(None, min_length=1,
+                                             description="the models that also answer the general prompts "
+                                                         "(default: all of them)")
     reward_models: dict[str, str] = Field(default_factory=dict,
                                           description="helpfulness/harmlessness -> reward_model stage")
     engine: Literal["auto", "hf", "vllm"] = Field(
@@ -95,7 +101,7 @@ class Config(StageConfig):
     non_result_fields = frozenset({"batch_size"})
     # engine hf, dtype auto (the default that replaced float32) and no extra sets keep the hash of
     # earlier runs; whatever auto resolves to is in the manifest, not the hash
-    late_fields = frozenset({"engine", "dtype", "sets"})
+    late_fields = frozenset({"engine", "dtype", "sets", "general_models"})
     makes_data = True
 
     def inputs(self, stage_names: set[str]) -> list[str]:
@@ -104,6 +110,10 @@ class Config(StageConfig):
 
     def data_files(self, stage_names: set[str]) -> list[str]:
         return task_files(self.task, self.general_task, *(es.task for es in self.sets.values()))
+
+    def answers_general(self, model: str) -> bool:
+        """Whether ``model`` answers the general prompts (there are some, and it is among ``general_models``)."""
+        return self.general_task is not None and (self.general_models is None or model in self.general_models)
 
     def set_models(self, name: str) -> list[str]:
         """The models that answer the extra set ``name``, in the stage's order."""
@@ -127,6 +137,13 @@ class Config(StageConfig):
             problems.append(Problem(self.name, "template", f"unknown template {self.template!r}",
                                     f"use one of: {', '.join(TEMPLATES)}"))
         problems += self.check_sets(spec)
+        for i, m in enumerate(self.general_models or []):
+            if m not in self.models:
+                problems.append(Problem(self.name, f"general_models[{i}]", f"{m!r} is not evaluated by this stage",
+                                        f"use some of: {', '.join(self.models)}, or add it to models"))
+        if self.general_models and self.general_task is None:
+            problems.append(Problem(self.name, "general_models", "there are no general prompts to answer",
+                                    "add general_task, or drop general_models"))
         if self.engine == "vllm":
             from r1pipeline.rollout.base import vllm_available
 
@@ -249,7 +266,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     results, sets, written = {}, {name: {} for name in cfg.sets}, []
     for name in cfg.models:
         mine = [s for s in cfg.sets if name in cfg.set_models(s)]
-        jobs = [(prompts + general_prompts, cfg.max_new_tokens, ctx.seed)]  # as before sets: same numbers
+        gen = general_prompts if cfg.answers_general(name) else []
+        jobs = [(prompts + gen, cfg.max_new_tokens, ctx.seed)]  # as before sets: same numbers
         jobs += [([render(cfg.template, r["question"]) for r in extra[s]],
                   cfg.sets[s].max_new_tokens or cfg.max_new_tokens, set_seed(ctx.seed, s)) for s in mine]
         path = ctx.model_path(name)
@@ -261,7 +279,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         scored = score_samples(rows, comps[0][:len(rows)], cfg.language)
         results[name] = score_model(scored, cfg.bootstrap, ctx.seed)
         written += sample_rows(name, MAIN_SET, scored)
-        if general:
+        if general and gen:
             judged = oracle_samples(general, comps[0][len(rows):])
             results[name].update(score_general(judged, general_prompts, rms, cfg.bootstrap, ctx.seed))
             written += sample_rows(name, GENERAL_SET, judged)
