@@ -100,8 +100,12 @@ def check_model_ref(ref: str) -> str | None:
     """
     if not _looks_like_path(ref) and ref in KNOWN:
         return None
-    path = Path(ref).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(ref).expanduser()
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as e:  # a name too long for a path, a NUL byte, no home folder
+        return f"{ref[:60]!r}{'…' if len(ref) > 60 else ''} cannot be a path ({getattr(e, 'strerror', None) or e})"
+    if is_dir:
         if (path / "config.json").is_file():
             return None
         return (f"model directory {ref!r} has no config.json: not a Hugging Face model "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from r1pipeline.stages.base import Problem, shown
 
@@ -98,7 +98,7 @@ def task_value_problems(stage: str, raw_stage: dict[str, Any]) -> list[Problem]:
         params = {k: v for k, v in block.items() if k != "source"}
         try:
             src = registry.source_class(block["source"]).model_validate(params)
-        except (ValidationError, TypeError, ValueError):
+        except Exception:  # noqa: BLE001  (check_task reports why the block is bad; here only what it let through)
             continue
         problems += value_problems(stage, params, src, path)
     return problems

@@ -5,7 +5,8 @@ silently means something else. ``read_yaml``/``load_yaml`` also refuse, as a ``Y
 naming the line and column (the byte offset too, for encodings) and the fix:
 
 * text that is not UTF-8 (which encoding it looks like is named: UTF-16/32, Latin-1);
-* a key given twice in one mapping (PyYAML keeps the last silently), with both lines;
+* a key given twice in one mapping (PyYAML keeps the last silently), with both lines, and a
+  key that is not text (``on:`` reads as true, ``1:`` as a number: no setting has such a name);
 * aliases that copy more than ``MAX_ALIASED`` values in all (a "billion laughs" bomb of 40 bytes
   expands to 10**9 values: validating it, copying it or printing it in an error hangs), and an
   alias inside the value it names (a cycle);
@@ -169,6 +170,8 @@ class _Loader(yaml.SafeLoader):
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str) or not key:  # every setting, stage, reward and column name is text
+                    raise _key_not_text(key_node, key)
                 try:
                     first = seen.get(key)
                 except TypeError:  # an unhashable key: SafeLoader names it below
@@ -199,6 +202,17 @@ class _Loader(yaml.SafeLoader):
             raise _at(node.start_mark, f"{short(node.value, 24)} is not a finite number",
                       "write a finite number (YAML reads .inf, .nan and numbers past 1.8e308 as infinite)")
         return value
+
+
+def _key_not_text(node: Any, key: Any) -> YamlProblem:
+    if not isinstance(node, yaml.ScalarNode):
+        return _at(node.start_mark, "a list or mapping is used as a key", "use a plain name as the key")
+    if key == "":
+        return _at(node.start_mark, "an empty key", "name the setting, or remove the line")
+    what = {bool: f"the boolean {str(key).lower()}", type(None): "null"}.get(
+        type(key), f"the number {key}" if isinstance(key, (int, float)) else f"a {type(key).__name__}")
+    return _at(node.start_mark, f"key {short(node.value, 20)} reads as {what}, not as text",
+               f"write it in quotes ('{str(node.value)[:20]}') if it is meant, or correct it")
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)

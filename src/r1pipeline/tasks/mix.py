@@ -28,7 +28,10 @@ class Mix(TaskSource):
             w = p.get("weight", 1.0)  # a share: a positive finite number, not true or "nan"
             if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < float("inf"):
                 raise ValueError(f"parts[{i}].weight {str(w)[:30]!r} must be a positive finite number")
-            _source(p)  # validates the part's settings
+            try:
+                _source(p)  # validates the part's settings
+            except KeyError as e:  # an unknown source: a ValueError, so that pydantic reports it
+                raise ValueError(f"parts[{i}]: {e.args[0]}") from None
         return parts
 
     def resolve_paths(self, base) -> "Mix":

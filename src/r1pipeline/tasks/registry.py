@@ -69,7 +69,7 @@ def names() -> list[str]:
 
 def source_class(name: str) -> type[TaskSource]:
     _load_builtin()
-    if name not in _TASKS:
+    if not isinstance(name, str) or name not in _TASKS:  # a list or mapping is unhashable: say unknown
         raise KeyError(f"unknown task source {name!r}; known: {', '.join(names())}")
     return _TASKS[name]
 
