@@ -96,11 +96,16 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     _check_selection(spec, s, only, from_, until)
     options = [*(a for flag, v in (("--only", only), ("--from", from_), ("--until", until)) if v for a in (flag, v)),
                *([] if report else ["--no-report"])]
+    here = not print_launch  # a printed command may run on another machine: its files are checked there
+    if here and accelerate_config is not None and not accelerate_config.is_file():
+        _fail(f"--accelerate-config {accelerate_config}: no such file; fix: give an accelerate config file "
+              "(configs/accelerate/ holds some), or drop the option")
     launch = dict(n=num_processes, launcher=launcher, accelerate_config=accelerate_config, print_only=print_launch)
     if seed_list is None:
         run_dir = out or Path("runs") / s.name
-        _check_out(run_dir, out is not None)
-        _check_only_inputs(spec, [(s, run_dir)], only, launched)
+        if here:
+            _check_out(run_dir, out is not None)
+            _check_only_inputs(spec, [(s, run_dir)], only, launched)
         if relaunch:
             _launch(spec, run_dir, options=[*_set_args(set_), *options], **launch)
         else:
@@ -110,9 +115,10 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         return
     root = out or Path("runs") / f"{s.name}-seeds"
     runs = [(_load(spec, [*(set_ or []), f"seed={seed}"]), root / f"seed-{seed}") for seed in seed_list]
-    for _, run_dir in runs:
-        _check_out(run_dir, out is not None)
-    _check_only_inputs(spec, runs, only, launched)
+    if here:
+        for _, run_dir in runs:
+            _check_out(run_dir, out is not None)
+        _check_only_inputs(spec, runs, only, launched)
     if jobs > 1 and not relaunch:
         _run_concurrently(spec, [(r, d, [*(set_ or []), f"seed={seed}"]) for (r, d), seed in zip(runs, seed_list)],
                           jobs, only, from_, until)
@@ -130,9 +136,9 @@ def _parse_seeds(text: str) -> List[int]:
     try:
         seeds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        _fail(f"--seeds {text!r}: not a comma-separated list of integers; fix: write e.g. --seeds 0,1,2")
+        _fail(f"--seeds {_short(text)}: not a comma-separated list of integers; fix: write e.g. --seeds 0,1,2")
     if not seeds or len(set(seeds)) != len(seeds):
-        _fail(f"--seeds {text!r}: give at least one seed, each once; fix: write e.g. --seeds 0,1,2")
+        _fail(f"--seeds {_short(text)}: give at least one seed, each once; fix: write e.g. --seeds 0,1,2")
     from r1pipeline.pipeline.values import SEED_MAX
 
     bad = [x for x in seeds if not 0 <= x <= SEED_MAX]
@@ -140,6 +146,10 @@ def _parse_seeds(text: str) -> List[int]:
         _fail(f"--seeds: seed {bad[0]} is outside 0 .. {SEED_MAX}; fix: use seeds from 0 to {SEED_MAX} (2**32 - 1), "
               "the range numpy and torch both take")
     return seeds
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
 
 
 def _check_selection(spec_path: Path, s, only, from_, until) -> None:

@@ -80,6 +80,7 @@ SET_CASES = {
     "set_deep_key": (["--set", "r1_zero." + ".".join(["a"] * 50_000) + "=1"], ["field '--set'", "50001 parts"]),
     "set_duplicate_key": (["--set", "r1_zero.task={source: tiny_product, source: x}"], ["appears twice"]),
     "set_seed_out_of_range": (["--set", "seed=-1"], ["field 'seed'", "outside"]),
+    "set_bytes_not_utf8": (["--set", "description=caf\udce9"], ["field '--set'", "not UTF-8 text (character 4)"]),
 }
 
 FLAG_CASES = {
@@ -88,6 +89,9 @@ FLAG_CASES = {
     "until_empty": (["run", MICRO, "--until", ""], ["field '--until'", "no stage named ''"]),
     "seeds_minus_one": (["run", MICRO, "--seeds", "0,-1"], ["--seeds", "-1 is outside"]),
     "seeds_2_to_the_32": (["run", MICRO, "--seeds", "4294967296"], ["--seeds", "outside"]),
+    "seeds_of_5000_digits": (["run", MICRO, "--seeds", "9" * 5000], ["--seeds '999", "…: not a comma-separated"]),
+    "accelerate_config_missing": (["run", MICRO, "--num-processes", "2", "--accelerate-config", "nosuch.yaml"],
+                                  ["--accelerate-config nosuch.yaml: no such file"]),
 }
 
 

@@ -105,3 +105,8 @@ def test_a_latin1_byte_names_the_byte_offset_line_and_column():
 
 def test_a_utf8_byte_order_mark_is_fine():
     assert load_yaml(decode(b"\xef\xbb\xbfa: 1\n")) == {"a": 1}
+
+
+def test_text_with_an_unpaired_surrogate_is_refused():
+    e = refused('a: "caf\\ud800"')
+    assert "unpaired surrogate" in e.message and (e.line, e.column) == (1, 4)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from r1pipeline.pipeline.findings import Finding, check_findings, eval_block, parse_findings
 from r1pipeline.pipeline.values import task_value_problems, value_problems
-from r1pipeline.pipeline.yaml_load import YamlProblem, load_yaml, read_yaml
+from r1pipeline.pipeline.yaml_load import YamlProblem, load_yaml, read_yaml, surrogate_at
 from r1pipeline.stages import KINDS
 from r1pipeline.stages.base import Problem, StageConfig, did_you_mean, shown, validation_problems
 
@@ -104,6 +104,10 @@ class Spec(BaseModel):
 def _parse_value(item: str, text: str) -> tuple[Any, Problem | None]:
     """A ``--set`` value read as YAML (``3``, ``1e-5``, ``[a, b]``); text that is no YAML at all
     stays text; YAML that the loader refuses (``.inf``, an alias bomb, ...) is a Problem."""
+    at = surrogate_at(text)
+    if at is not None:  # Python reads a byte that is not UTF-8 in argv as a lone surrogate
+        return None, Problem(None, "--set", f"{shown(item)}: the value is not UTF-8 text (character {at + 1})",
+                             "write it in UTF-8 (check the terminal's encoding)")
     try:
         return load_yaml(text), None
     except YamlProblem as e:

@@ -14,7 +14,8 @@ naming the line and column (the byte offset too, for encodings) and the fix:
   RecursionError), files over ``MAX_BYTES``;
 * integers beyond 64 bits (no setting takes one; past 4,300 digits Python refuses to read them)
   and non-finite floats (``.inf``, ``.nan``, ``1.0e400``): a learning rate of inf passes ``gt=0``;
-* values PyYAML cannot build (``2024-02-30`` is read as a date and fails), named, not raised.
+* values PyYAML cannot build (``2024-02-30`` is read as a date and fails), named, not raised;
+  text with an unpaired surrogate (``"\\ud800"``): it cannot be written back as UTF-8.
 
 Nothing here imports pydantic or anything heavy.
 """
@@ -215,6 +216,27 @@ def _key_not_text(node: Any, key: Any) -> YamlProblem:
                f"write it in quotes ('{str(node.value)[:20]}') if it is meant, or correct it")
 
 
+def _construct_str(loader: _Loader, node: Any) -> str:
+    value = loader.construct_scalar(node)
+    at = surrogate_at(value)
+    if at is not None:
+        raise _at(node.start_mark, f"text with an unpaired surrogate escape (\\u{ord(value[at]):04x}, character "
+                  f"{at + 1}): it cannot be written as UTF-8", "write the character itself, or a complete pair")
+    return value
+
+
+def surrogate_at(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (a ``\\ud800`` escape, or a non-UTF-8 byte of the
+    command line, which Python reads as ``\\udcXX``), or None: such text cannot be written to
+    spec.yaml or a manifest."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
