@@ -400,7 +400,12 @@ def report(run_dirs: List[Path] = typer.Argument(..., help="a run directory; a f
             from r1pipeline.pipeline.report import write_report
 
             _run_spec(d)  # junk exits 2 here, not in the report's code
-            typer.echo(str(write_report(d)))
+            try:
+                typer.echo(str(write_report(d)))
+            except Exception as exc:  # noqa: BLE001  (a tampered manifest or summary: no traceback)
+                _fail(f"{d}: the report could not be written ({type(exc).__name__}: {_short(str(exc), 200)}); fix: "
+                      f"check the run's files (spec.yaml, each stage's manifest.json and summary.json), or rerun "
+                      f"'r1 run SPEC --out {d}' to write them again")
             return
         from r1pipeline.pipeline.replication import seed_dirs
 

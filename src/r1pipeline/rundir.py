@@ -51,10 +51,11 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any | None:
-    """The JSON in ``path``, or None when it is missing or unreadable (a torn write elsewhere)."""
+    """The JSON in ``path``, or None when it is missing or unreadable (a torn write elsewhere; a
+    folder, bytes that are not UTF-8 or not JSON where a run directory was tampered with)."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
 
 

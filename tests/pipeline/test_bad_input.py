@@ -222,3 +222,21 @@ def test_the_run_dir_spec_written_by_r1_run_is_read_back_by_eval(tmp_path, monke
     fake_stages(monkeypatch)
     cli(monkeypatch, capsys, ["run", MICRO, "--out", str(out), "--until", "base", "--no-report"])
     assert read_yaml(out / "spec.yaml") == yaml.safe_load((out / "spec.yaml").read_text())
+
+
+def test_report_of_a_run_whose_manifests_are_tampered_with(tmp_path):
+    """Manifests that are a folder, not UTF-8, or JSON of the wrong shape: exit 2 naming the run."""
+    from r1pipeline.rundir import read_json
+
+    (tmp_path / "spec.yaml").write_text("name: x\nstages:\n  - {name: base, kind: pretrain}\n"
+                                        "  - {name: evaluate, kind: evaluate}\n")
+    for stage in ("base", "evaluate"):
+        (tmp_path / stage).mkdir()
+    (tmp_path / "base" / "manifest.json").write_bytes(b"\xff\xfe{")
+    (tmp_path / "base" / "summary.json").mkdir()
+    (tmp_path / "evaluate" / "manifest.json").write_text('"done"')
+    assert read_json(tmp_path / "base" / "manifest.json") is None and read_json(tmp_path / "base" / "summary.json") is None
+    (outcome, stderr), = run_cli_many([["report", str(tmp_path)]])
+    if outcome["code"] != 0:  # the report may also cope with them; it must not end in a traceback
+        assert_one_clear_line((outcome, stderr), [f"{tmp_path}: the report could not be written", "rerun 'r1 run"])
+    assert "Traceback" not in stderr
