@@ -37,7 +37,7 @@ class SpecError(Exception):
     def __init__(self, problems: list[Problem], source: str = "spec"):
         self.problems = [_bounded(p) for p in problems]
         self.source = source
-        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
 
 
 def _bounded(p: Problem, limit: int = 600) -> Problem:
@@ -164,7 +164,7 @@ def _parse_stage(raw: Any, index: int) -> tuple[StageConfig | None, list[Problem
     kind = raw.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         return None, [Problem(name, "kind", f"unknown kind {shown(kind)}",
-                              f"{did_you_mean(str(kind), list(KINDS))}use one of: {', '.join(KINDS)}")]
+                              f"{did_you_mean(kind if isinstance(kind, str) else "", list(KINDS))}use one of: {', '.join(KINDS)}")]
     cls = KINDS[kind]
     try:
         cfg = cls.model_validate(raw)
