@@ -163,8 +163,8 @@ def _parse_stage(raw: Any, index: int) -> tuple[StageConfig | None, list[Problem
     name = name if len(name) <= 60 else name[:60] + "…"
     kind = raw.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        return None, [Problem(name, "kind", f"unknown kind {shown(kind)}",
-                              f"{did_you_mean(kind if isinstance(kind, str) else "", list(KINDS))}use one of: {', '.join(KINDS)}")]
+        close = did_you_mean(kind, list(KINDS)) if isinstance(kind, str) else ""
+        return None, [Problem(name, "kind", f"unknown kind {shown(kind)}", f"{close}use one of: {', '.join(KINDS)}")]
     cls = KINDS[kind]
     try:
         cfg = cls.model_validate(raw)
