@@ -104,8 +104,8 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     if seed_list is None:
         run_dir = out or Path("runs") / s.name
         if here:
-            _check_out(run_dir, out is not None)
             _check_only_inputs(spec, [(s, run_dir)], only, launched)
+            _check_out(run_dir, out is not None)
         if relaunch:
             _launch(spec, run_dir, options=[*_set_args(set_), *options], **launch)
         else:
@@ -116,9 +116,9 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     root = out or Path("runs") / f"{s.name}-seeds"
     runs = [(_load(spec, [*(set_ or []), f"seed={seed}"]), root / f"seed-{seed}") for seed in seed_list]
     if here:
+        _check_only_inputs(spec, runs, only, launched)
         for _, run_dir in runs:
             _check_out(run_dir, out is not None)
-        _check_only_inputs(spec, runs, only, launched)
     if jobs > 1 and not relaunch:
         _run_concurrently(spec, [(r, d, [*(set_ or []), f"seed={seed}"]) for (r, d), seed in zip(runs, seed_list)],
                           jobs, only, from_, until)
@@ -196,6 +196,16 @@ def _check_out(run_dir: Path, given: bool) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         _fail(f"{flag} {run_dir}: {existing.absolute()} cannot be written (permission denied); fix: give a "
               "folder you can write in (e.g. --out runs/NAME), or change its permissions")
+    try:  # the run makes it anyway; a read-only file system, or /proc, says no only when tried
+        import tempfile
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=run_dir, prefix=".r1-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        _fail(f"{flag} {run_dir}: cannot be written ({exc.strerror or exc}); fix: give a folder you can write in "
+              "(e.g. --out runs/NAME)")
 
 
 def _print_problems(source, exc) -> None:

@@ -165,6 +165,13 @@ def test_out_in_a_folder_that_cannot_be_written(tmp_path, monkeypatch, capsys):
     assert f"{tmp_path} cannot be written (permission denied)" in err and "fix: give a folder you can write" in err
 
 
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_out_where_no_folder_can_be_made_even_as_root():
+    """/proc takes no new folders, whoever asks: the check tries, as the run would."""
+    (result,) = run_cli_many([["run", MICRO, "--out", "/proc/r1-no-such-run"]])
+    assert_one_clear_line(result, ["--out /proc/r1-no-such-run: cannot be written", "give a folder you can write"])
+
+
 JUNK_SPECS = {
     "invalid_yaml": (b"stages: [1,\n", ["spec.yaml: line 2", "invalid YAML"]),
     "not_utf8": ("name: caf\xe9\n".encode("latin-1"), ["not UTF-8", "Latin-1"]),
