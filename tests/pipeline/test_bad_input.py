@@ -247,3 +247,14 @@ def test_report_of_a_run_whose_manifests_are_tampered_with(tmp_path):
     if outcome["code"] != 0:  # the report may also cope with them; it must not end in a traceback
         assert_one_clear_line((outcome, stderr), [f"{tmp_path}: the report could not be written", "rerun 'r1 run"])
     assert "Traceback" not in stderr
+
+
+def test_a_manifest_that_is_not_a_manifest_is_run_again(tmp_path, monkeypatch, capsys):
+    """A run directory tampered with (a manifest that is a JSON list, or not UTF-8) reruns the stage."""
+    out = tmp_path / "run"
+    (out / "base").mkdir(parents=True)
+    (out / "base" / "manifest.json").write_text("[1, 2]")
+    ran = fake_stages(monkeypatch)
+    code, err = cli(monkeypatch, capsys, ["run", MICRO, "--out", str(out), "--until", "base", "--no-report"])
+    assert code in (0, None), err
+    assert ran == ["base"] and json.loads((out / "base" / "manifest.json").read_text())["status"] == "done"

@@ -91,7 +91,7 @@ def library_versions() -> dict[str, str]:
 def stage_status(run_dir: Path, stage: str, expected_hash: str) -> str:
     """``done``, ``resumable``, or ``fresh`` for a stage of this run."""
     m = read_json(run_dir / stage / MANIFEST)
-    if not m or m.get("hash") != expected_hash:
+    if not isinstance(m, dict) or m.get("hash") != expected_hash:  # missing, torn, or not a manifest
         return "fresh"
     return "done" if m.get("status") == "done" else "resumable"
 
