@@ -133,3 +133,32 @@ def test_format(completion, expected):
     from r1pipeline.rewards.builtin import format_reward
 
     assert format_reward([completion]) == [expected]
+
+
+WORD_CASES = [
+    # (answer, gold, expected reward under the math verifier)
+    ("Paris", "Paris", 1.0),
+    ("paris.", "Paris", 1.0),
+    ("\\text{Paris}", "Paris", 1.0),
+    ("Paris", "\\text{Paris}", 1.0),
+    ("Pairs", "Paris", 0.0),
+    ("sirap", "Paris", 0.0),
+    ("new york", "New York", 1.0),
+    ("York New", "New York", 0.0),
+    ("42", "forty two", None),
+    ("forty two", "forty two", None),
+    ("seven", "seven", None),
+    ("b", "B", 1.0),
+    ("2x", "2x", 1.0),
+]
+
+
+@pytest.mark.parametrize(("answer", "gold", "expected"), WORD_CASES, ids=[
+    "same_word_scores_one", "word_case_and_period_ignored", "text_wrapped_answer_matches_word",
+    "text_wrapped_gold_is_a_word", "anagram_scores_zero", "reversed_word_scores_zero",
+    "two_words_match_as_text", "reordered_words_score_zero", "number_in_words_is_skipped",
+    "number_in_words_is_skipped_even_if_equal", "single_number_word_is_skipped",
+    "single_letter_stays_math", "letters_with_digits_stay_math"])
+def test_word_reference_under_math(answer, gold, expected):
+    completion = f"<think>.</think><answer>{answer}</answer>"
+    assert math_accuracy_reward([completion], answer=[gold]) == [expected]

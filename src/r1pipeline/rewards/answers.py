@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from r1pipeline.rewards.parse import read_answer
 from r1pipeline.rewards.registry import register
-from r1pipeline.rewards.verify import numeric, parse_math_reference, verify
+from r1pipeline.rewards.verify import math_reference_checkable, numeric, verify
 
 
 def _is_number(text: str) -> bool:
@@ -24,8 +24,9 @@ def _is_number(text: str) -> bool:
 def check_answer(completion: str, reference: str | None, kind: str = "exact",
                  answer_from: str = "tags") -> bool | None:
     """Whether the completion's final answer matches ``reference`` under verifier ``kind``;
-    None when the reference cannot be checked against (unparseable for ``math``, not a
-    number for ``numeric``, missing, or kind ``none``).
+    None when the reference cannot be checked against (unparseable for ``math``, or words that
+    name a number, ``forty two``; not a number for ``numeric``; missing; or kind ``none``). A
+    word reference under ``math`` (``Paris``) is compared as text (``verify.word_reference``).
 
     >>> check_answer("<think>.</think><answer>0.5</answer>", "\\\\frac{1}{2}", "math")
     True
@@ -35,7 +36,7 @@ def check_answer(completion: str, reference: str | None, kind: str = "exact",
     if reference is None or kind == "none":  # "none": a row without a reference (general prompts)
         return None
     reference = str(reference)
-    if kind == "math" and parse_math_reference(reference) is None:
+    if kind == "math" and not math_reference_checkable(reference):
         return None
     if kind == "numeric" and not _is_number(reference):
         return None

@@ -14,6 +14,8 @@ import math
 import re
 from typing import Callable
 
+from r1pipeline.rewards.bounds import math_input_problem
+
 Verifier = Callable[[str, str], bool]
 
 
@@ -100,11 +102,11 @@ def parse_math(text: str) -> list:
 
     >>> parse_math("\\\\frac12")[0], parse_math("0.5")[0], parse_math("the answer is $7$")[0]
     (1/2, 1/2, 7)
-    >>> parse_math("")
-    []
+    >>> parse_math(""), parse_math("{" * 5000 + "1" + "}" * 5000), parse_math("9^{9^{9}}")
+    ([], [], [])
     """
     text = text.strip()
-    if not text:
+    if not text or math_input_problem(text) is not None:  # hostile shapes never reach the parser
         return []
     mv = _math_verify()
     if not (any(d in text for d in _DELIMITED) or _PROSE.search(text)):
@@ -123,10 +125,66 @@ def parse_math_reference(reference: str) -> tuple | None:
     """
     from sympy import Basic, MatrixBase
 
+    if word_reference(reference) is not None:  # math-verify reads "Paris" as a*i*p*r*s
+        return None
     parsed = parse_math(reference)
     if not any(isinstance(p, (Basic, MatrixBase)) for p in parsed):
         return None
     return tuple(parsed)
+
+
+_WORDS_RE = re.compile(r"[A-Za-z]+(?:[ '-][A-Za-z]+)*")
+_TEXT_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+# A reference naming a number in words cannot be checked: the answer "42" is right for
+# "forty two" but equal neither as text nor (math-verify reads letters) as math.
+NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+    "ninety hundred thousand million billion half halves third thirds quarter quarters".split())
+NUMBER_WORDS_SKIPPED = "<names a number>"
+
+
+def normalize_words(text: str) -> str:
+    """Text as word answers are compared: ``\\text{}`` and ``$`` dropped, a final period
+    dropped, case folded, hyphens and runs of whitespace made one space.
+
+    >>> normalize_words(" $\\\\text{New-York}$. ")
+    'new york'
+    """
+    text = _TEXT_RE.sub(r"\1", text).replace("$", "").strip().rstrip(".").replace("-", " ")
+    return " ".join(text.casefold().split())
+
+
+def word_reference(reference: str) -> str | None:
+    """The normalised words of a reference that is words, not math (``Paris``, ``New York``);
+    ``NUMBER_WORDS_SKIPPED`` when the words name a number (``forty two``: not checkable);
+    None for anything else, a single letter included (``B``, ``x``: math-verify's symbols).
+
+    A bare run of letters is all math-verify could read as a product of one-letter symbols
+    (``Paris`` -> a*i*p*r*s), so any anagram would match. Written with an operator
+    (``x\\cdot y``) a product stays math; ``xy`` is then compared as text.
+
+    >>> word_reference("Paris"), word_reference("forty two"), word_reference("B"), word_reference("2x")
+    ('paris', '<names a number>', None, None)
+    """
+    text = _TEXT_RE.sub(r"\1", reference).replace("$", "").strip().rstrip(".")
+    if len(text) < 2 or not _WORDS_RE.fullmatch(text):
+        return None
+    words = normalize_words(text)
+    return NUMBER_WORDS_SKIPPED if any(w in NUMBER_WORDS for w in words.split()) else words
+
+
+def math_reference_checkable(reference: str) -> bool:
+    """Whether an answer can be checked against ``reference`` under ``math``: it parses as
+    math, or it is words that name no number.
+
+    >>> math_reference_checkable("1/2"), math_reference_checkable("Paris"), math_reference_checkable("forty two")
+    (True, True, False)
+    """
+    words = word_reference(reference)
+    if words is not None:
+        return words != NUMBER_WORDS_SKIPPED
+    return parse_math_reference(reference) is not None
 
 
 def math_equal(prediction: str, reference: str) -> bool:
@@ -139,7 +197,16 @@ def math_equal(prediction: str, reference: str) -> bool:
     (True, True, True)
     >>> math_equal("2", "3"), math_equal("2", "not parseable {")
     (False, False)
+
+    A word reference is compared as text (``word_reference``): math-verify would read it as a
+    product of letters, under which every anagram matches.
+
+    >>> math_equal("paris", "Paris"), math_equal("Pairs", "Paris")
+    (True, False)
     """
+    words = word_reference(reference)
+    if words is not None:
+        return words not in NUMBER_WORDS_SKIPPED and normalize_words(prediction) == words
     gold = parse_math_reference(reference)
     if gold is None:
         return False
