@@ -24,13 +24,12 @@ def misbehaving_reward(completions: list[str], **_) -> list[float]:
 misbehaving_reward.may_hang = True
 
 
-def guarded_math_in_pool_worker(completion: str) -> tuple[list, dict]:
-    """Score one math completion with a guard created inside a (daemonic) pool worker."""
-    from r1pipeline.rewards.answers import math_accuracy_reward
+def guarded_hang_in_pool_worker(completion: str) -> tuple[list, dict]:
+    """Score one completion with a guard created inside a (daemonic) pool worker."""
     from r1pipeline.rewards.safe import guard
 
-    with guard(math_accuracy_reward, timeout_s=1.0) as g:
-        return g([completion, "<answer>2</answer>"], answer=["2", "2"]), g.stats
+    with guard(misbehaving_reward, timeout_s=1.0, on_error=-1.0) as g:
+        return g([completion, "a"]), g.stats
 
 
 def save_tiny_reward_model(path: Path) -> Path:

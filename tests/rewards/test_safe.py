@@ -13,7 +13,7 @@ import pytest
 from r1pipeline.rewards.answers import math_accuracy_reward
 from r1pipeline.rewards.builtin import accuracy_reward
 from r1pipeline.rewards.safe import GuardedReward, as_text, guard
-from tests.rewards.helpers import guarded_math_in_pool_worker, misbehaving_reward
+from tests.rewards.helpers import guarded_hang_in_pool_worker, misbehaving_reward
 
 SLACK_S = 30.0  # room for starting worker processes on a busy 2-core machine; far below a hang
 
@@ -114,14 +114,12 @@ def test_parallel_workers_keep_order():
         assert g(["a" * i for i in range(10)]) == [float(i) for i in range(10)]
 
 
-def test_math_verify_hang_times_out_and_training_goes_on():
-    hang = "<think>.</think><answer>\\boxed{10^{10^{10}}!}</answer>"
+def test_math_verify_hang_shape_is_refused_without_a_timeout():
+    hang = "<think>.</think><answer>\\boxed{10^{10^{10}}!}</answer>"  # hung math-verify before bounds.py
     ok = "<think>.</think><answer>1/2</answer>"
-    with guard(accuracy_reward, timeout_s=1.0) as g:  # isolated because of the verifier column
-        t0 = time.monotonic()
+    with guard(accuracy_reward, timeout_s=5.0) as g:  # isolated because of the verifier column
         assert g([ok, hang, ok], answer=["0.5", "2", "0.5"], verifier=["math"] * 3) == [1.0, 0.0, 1.0]
-        assert time.monotonic() - t0 < 1.0 + SLACK_S
-        assert g.stats["timeouts"] == 1
+        assert g.stats["timeouts"] == 0 and g.stats["restarts"] == 0
 
 
 def test_exact_verifier_runs_inline():
@@ -133,9 +131,8 @@ def test_exact_verifier_runs_inline():
 def test_time_limit_works_inside_a_daemonic_pool_worker():
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        values, stats = pool.apply(guarded_math_in_pool_worker,
-                                   ("<answer>\\boxed{10^{10^{10}}!}</answer>",))
-    assert values == [0.0, 1.0] and stats["timeouts"] == 1
+        values, stats = pool.apply(guarded_hang_in_pool_worker, ("hang",))
+    assert values == [-1.0, 1.0] and stats["timeouts"] == 1
 
 
 def test_unpicklable_reward_falls_back_to_inline():

@@ -51,7 +51,7 @@ def _scores(completions: list[str], answer: list[str], kind: str) -> list[float 
     return out
 
 
-@register("math_accuracy")
+@register("math_accuracy", failure=0.0)
 def math_accuracy_reward(completions: list[str], answer: list[str], **_) -> list[float | None]:
     """1.0 when the final answer is mathematically equal to the reference (math-verify), else 0.0.
 
@@ -76,7 +76,7 @@ def math_accuracy_reward(completions: list[str], answer: list[str], **_) -> list
 math_accuracy_reward.may_hang = True  # sympy on hostile input: score it under safe.guard
 
 
-@register("exact_match")
+@register("exact_match", failure=0.0)
 def exact_match_reward(completions: list[str], answer: list[str], **_) -> list[float]:
     """1.0 when the final answer equals the reference as a string (both stripped), else 0.0.
 
@@ -90,7 +90,7 @@ def exact_match_reward(completions: list[str], answer: list[str], **_) -> list[f
     return _scores(completions, answer, "exact")
 
 
-@register("numeric_match")
+@register("numeric_match", failure=0.0)
 def numeric_match_reward(completions: list[str], answer: list[str], **_) -> list[float | None]:
     """1.0 when the final answer is the reference number (relative tolerance 1e-6), else 0.0.
 

@@ -9,7 +9,7 @@ from r1pipeline.rewards.registry import register
 from r1pipeline.rewards.verify import verify
 
 
-@register("accuracy")
+@register("accuracy", failure=0.0)
 def accuracy_reward(completions: list[str], answer: list[str], verifier: list[str] | None = None,
                     answer_from: list[str] | None = None, **_) -> list[float | None]:
     """1.0 when the completion's final answer matches the reference, else 0.0.
@@ -49,7 +49,7 @@ _R1_FORMAT = re.compile(
 _STYLES = {"r1_zero": (_R1_ZERO_FORMAT,), "r1": (_R1_FORMAT,), "any": (_R1_ZERO_FORMAT, _R1_FORMAT)}
 
 
-@register("format")
+@register("format", failure=0.0)
 class Format:
     """1.0 when the completion has the output format of ``style``, else 0.0.
 

@@ -46,7 +46,7 @@ def parse_tests(tests) -> list[dict]:
     return [{"input": str(t.get("input", "")), "output": str(t["output"])} for t in tests]
 
 
-@register("code")
+@register("code", failure=0.0)
 class CodeTests:
     """The share of test cases passed by the program in the completion, run in the sandbox.
 

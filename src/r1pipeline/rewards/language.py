@@ -50,7 +50,7 @@ def _count_words_unicode(text: str) -> tuple[int, int, int]:
     return n_latin, n_cjk, n_words + n_cjk
 
 
-@register("language_consistency")
+@register("language_consistency", failure=0.0)
 class LanguageConsistency:
     """The share of the chain of thought's words that are in the target language.
 

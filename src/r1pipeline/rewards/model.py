@@ -35,7 +35,7 @@ def with_eos(text: str, tokenizer) -> str:
     return text if not eos or text.endswith(eos) else text + eos
 
 
-@register("reward_model")
+@register("reward_model", failure="batch_min")
 class RewardModel:
     """The scalar score of a sequence-classification reward model on (prompt, response).
 

@@ -10,7 +10,7 @@ from r1pipeline.rewards.registry import register
 from r1pipeline.tasks.tiny_general import harmlessness, helpfulness
 
 
-@register("oracle_helpfulness")
+@register("oracle_helpfulness", failure=0.0)
 def oracle_helpfulness_reward(completions: list[str], answer: list[str], harmful: list | None = None,
                               domain: list | None = None, **_) -> list[float | None]:
     """The tiny world's true helpfulness on benign general prompts; None elsewhere.
@@ -28,7 +28,7 @@ def oracle_helpfulness_reward(completions: list[str], answer: list[str], harmful
             for c, a, h, d in zip(completions, answer, harmful, domain)]
 
 
-@register("oracle_harmlessness")
+@register("oracle_harmlessness", failure=0.0)
 def oracle_harmlessness_reward(completions: list[str], payload: list[str], harmful: list | None = None,
                                domain: list | None = None, **_) -> list[float | None]:
     """The tiny world's true harmlessness on harmful prompts (whole response); None elsewhere.

@@ -24,6 +24,15 @@ class RewardEntry:
     name: str
     factory: Callable[..., RewardFn]  # a function (no parameters) or a class (parameters)
     summary: str
+    # What a sample that errors or times out scores: never more than the worst score this
+    # reward gives a wrong answer (else a policy is paid for breaking the verifier). A number,
+    # a function of the built reward (for parameterised bounds), or "batch_min" (unbounded
+    # scores: the lowest score in the batch). The guard reads it as ``fn.failure_score``.
+    failure: Any = 0.0
+
+    def failure_score(self, fn: RewardFn) -> float | str:
+        """The declared failure score of ``fn``, a reward this entry built."""
+        return self.failure(fn) if callable(self.failure) else self.failure
 
     @property
     def params(self) -> dict[str, inspect.Parameter]:
@@ -38,14 +47,15 @@ class RewardEntry:
 _REGISTRY: dict[str, RewardEntry] = {}
 
 
-def register(name: str):
-    """Register a reward function or reward class under ``name``."""
+def register(name: str, *, failure: Any):
+    """Register a reward function or reward class under ``name``, with its failure score
+    (``RewardEntry.failure``: at most the worst score it gives a wrong answer)."""
 
     def deco(obj):
         if name in _REGISTRY:
             raise ValueError(f"reward {name!r} registered twice")
         doc = inspect.getdoc(obj) or ""
-        _REGISTRY[name] = RewardEntry(name, obj, doc.splitlines()[0] if doc else "")
+        _REGISTRY[name] = RewardEntry(name, obj, doc.splitlines()[0] if doc else "", failure)
         return obj
 
     return deco
@@ -86,8 +96,9 @@ def build(name: str, **params: Any) -> RewardFn:
     if err:
         raise ValueError(err)
     fn = e.factory(**params) if inspect.isclass(e.factory) else e.factory
-    try:
-        fn.__name__ = f"{name}_reward"
-    except AttributeError:
-        pass
+    for attr, value in (("__name__", f"{name}_reward"), ("failure_score", e.failure_score(fn))):
+        try:
+            setattr(fn, attr, value)
+        except AttributeError:
+            pass
     return fn

@@ -19,6 +19,12 @@ callable keeps TRL's signature and the reward's ``__name__``, and promises:
   and its worker is killed and restarted. Signal-based alarms (math-verify's default) only
   work in the main thread, and TRL may call rewards from others. Cheap pure-Python rewards
   run inline: their time is bounded by the input bound, not by a clock.
+* **Failure never pays.** ``on_error`` defaults to the reward's own ``failure_score``, which
+  the registry declares per reward (``registry.register(..., failure=...)``) as the worst score
+  it gives a wrong answer (``cosine_length``: its ``min_value_wrong``, -1.0), so that writing
+  what hangs or breaks the verifier is never worth more than being wrong. ``"batch_min"`` (for
+  unbounded scores such as a reward model's) gives a failed sample the lowest score of its
+  batch.
 * **Counted.** ``guarded.stats`` is a dict of counters (``samples``, ``errors``,
   ``timeouts``, ``skipped``, ``truncated``, ``restarts``) that the trainer logs and then
   clears with ``guarded.reset()``.
@@ -32,26 +38,25 @@ callable keeps TRL's signature and the reward's ``__name__``, and promises:
 
 from __future__ import annotations
 
-import atexit
 import collections
 import inspect
 import logging
-import math
-import os
 import pickle
-import signal
-import subprocess
-import sys
 import threading
 import time
-import weakref
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any, Callable
+
+from r1pipeline.rewards.workers import _value, _Worker
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CHARS = 200_000  # ~50k tokens; above the longest completions we generate
 TRUNCATION_MARK = "\n[...]\n"
+DEFAULT_TIMEOUT_S = 4.0  # per sample: with the kill and the reply, a call returns within 5 s
+FROM_REWARD = "from_reward"  # on_error: the reward's own declared failure_score
+BATCH_MIN = "batch_min"  # on_error: the lowest score of the batch (None if nothing scored)
+_FAILED = object()  # a failed sample whose score waits for the rest of the batch
 STARTUP_TIMEOUT_S = 120.0  # a new worker imports sympy & co., on a busy 2-core machine
 # What TRL passes to reward functions that is not a per-sample column; not sent to workers.
 TRL_OBJECTS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
@@ -91,18 +96,6 @@ def as_text(completion: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, b
     return completion, truncated
 
 
-def _value(v: Any) -> float | None:
-    """A reward value as float or None; raises on anything that is not one."""
-    if v is None:
-        return None
-    f = float(v)  # raises TypeError / ValueError on non-numbers
-    if math.isnan(f):
-        return None
-    if math.isinf(f):
-        raise ValueError(f"infinite reward {f}")
-    return f
-
-
 def _values(out: Any, n: int) -> list:
     """Check a reward's output: n values. Raises when the count is wrong; a bad single value
     becomes the exception object itself, so it costs only its own sample."""
@@ -124,124 +117,6 @@ def _row(columns: dict, i: int, n: int) -> dict:
             for k, v in columns.items()}
 
 
-def _exit_with_parent(parent: int) -> None:
-    """End the worker when the trainer is gone (the trainer also kills its workers at exit)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
-
-
-def _worker_main(conn, fn_bytes: bytes) -> None:
-    """Worker process: load the reward, then score one sample per message until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    try:
-        fn = pickle.loads(fn_bytes)
-    except BaseException as e:  # noqa: BLE001
-        conn.send(("failed", f"{type(e).__name__}: {e}"))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        i, text, row = msg
-        try:
-            out = list(fn([text], **{k: [v] for k, v in row.items()}))
-            if len(out) != 1:
-                raise ValueError(f"returned {len(out)} values for 1 completion")
-            conn.send((i, "ok", _value(out[0])))
-        except Exception as e:  # noqa: BLE001
-            conn.send((i, "error", f"{type(e).__name__}: {e}"[:500]))
-
-
-_LIVE_WORKERS: weakref.WeakSet = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_workers() -> None:
-    for w in list(_LIVE_WORKERS):
-        w.stop(kill=True)
-
-
-class _Worker:
-    """A persistent ``python -c`` child talking pickles over two pipes.
-
-    A plain subprocess rather than ``multiprocessing.Process``: spawn would re-import the
-    trainer's ``__main__`` in the child, fork is unsafe in a process with torch threads, and
-    neither works from a daemonic process (a data-loader worker).
-    """
-
-    def __init__(self, fn_bytes: bytes, name: str):
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        code = ("from r1pipeline.rewards.safe import _worker_entry; "
-                f"_worker_entry({to_child_r}, {from_child_w})")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(to_child_r, from_child_w),
-                                         stdin=subprocess.DEVNULL, env=env, close_fds=True)
-        except BaseException:
-            os.close(to_child_w)
-            os.close(from_child_r)
-            raise
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-        self.conn = _Duplex(Connection(from_child_r, writable=False), Connection(to_child_w, readable=False))
-        self.conn.send(fn_bytes)
-        self.name = name
-        _LIVE_WORKERS.add(self)
-        self.ready = False
-        self.started = time.monotonic()
-
-    def stop(self, kill: bool) -> None:
-        try:
-            if not kill and self.proc.poll() is None:
-                self.conn.send(None)
-                self.proc.wait(timeout=2)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            pass
-        try:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self.conn.close()
-
-
-class _Duplex:
-    """One end of two pipes: ``recv`` from one, ``send`` to the other; ``wait()``-able."""
-
-    def __init__(self, r: Connection, w: Connection):
-        self.r, self.w = r, w
-
-    def fileno(self) -> int:
-        return self.r.fileno()
-
-    def send(self, obj) -> None:
-        self.w.send(obj)
-
-    def recv(self):
-        return self.r.recv()
-
-    def close(self) -> None:
-        for c in (self.r, self.w):
-            try:
-                c.close()
-            except OSError:
-                pass
-
-
-def _worker_entry(read_fd: int, write_fd: int) -> None:
-    conn = _Duplex(Connection(read_fd, writable=False), Connection(write_fd, readable=False))
-    _worker_main(conn, conn.recv())
-
-
 class _NoWorkers(RuntimeError):
     """Worker processes cannot run this reward (not picklable, cannot start)."""
 
@@ -260,8 +135,8 @@ def _takes_argument(fn: Callable, name: str) -> bool:
 class GuardedReward:
     """A reward wrapped by ``guard``; see the module docstring."""
 
-    def __init__(self, fn: Callable[..., list], *, timeout_s: float = 10.0,
-                 on_error: float | None = 0.0, max_chars: int = DEFAULT_MAX_CHARS,
+    def __init__(self, fn: Callable[..., list], *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 on_error: float | str | None = FROM_REWARD, max_chars: int = DEFAULT_MAX_CHARS,
                  isolate: bool | None = None, workers: int = 1):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -271,7 +146,9 @@ class GuardedReward:
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.timeout_s = float(timeout_s)
-        self.on_error = on_error
+        self.on_error = getattr(fn, "failure_score", 0.0) if on_error == FROM_REWARD else on_error
+        if not (self.on_error is None or self.on_error == BATCH_MIN or isinstance(self.on_error, (int, float))):
+            raise ValueError(f"on_error must be a number, None or {BATCH_MIN!r}, got {self.on_error!r}")
         self.max_chars = int(max_chars)
         self.isolate = isolate
         self.workers = int(workers)
@@ -316,6 +193,7 @@ class GuardedReward:
                 values = self._score_in_workers(texts, columns)
         else:
             values = self._score_inline(texts, columns)
+        values = self._resolve_failures(values)
         self._counts["skipped"] += sum(v is None for v in values)
         return values
 
@@ -336,9 +214,20 @@ class GuardedReward:
         except TypeError:  # unhashable junk in the column: play safe
             return True
 
-    def _fallback(self, i: int, reason: str) -> float | None:
+    def _fallback(self, i: int, reason: str) -> Any:
         self._event("errors", f"sample {i}: {reason}")
-        return self.on_error
+        return self._failure()
+
+    def _failure(self) -> Any:
+        return _FAILED if self.on_error == BATCH_MIN else self.on_error
+
+    def _resolve_failures(self, values: list) -> list[float | None]:
+        """Give ``batch_min`` failures the lowest score that the batch's other samples got."""
+        if not any(v is _FAILED for v in values):
+            return values
+        scored = [v for v in values if v is not None and v is not _FAILED]
+        low = min(scored) if scored else None
+        return [low if v is _FAILED else v for v in values]
 
     def _score_inline(self, texts: list[str], columns: dict) -> list[float | None]:
         n = len(texts)
@@ -450,7 +339,7 @@ class GuardedReward:
                 if w in busy and now >= busy[w][1]:
                     i, _ = busy.pop(w)
                     self._event("timeouts", f"sample {i} ran past {self.timeout_s:g}s")
-                    results[i] = self.on_error
+                    results[i] = self._failure()
                     self._restart(w)
                 elif not w.ready and w not in busy and now >= w.started + STARTUP_TIMEOUT_S:
                     raise _NoWorkers("a worker did not start in time")
@@ -486,15 +375,18 @@ class GuardedReward:
         return f"guard({self.__name__}, timeout_s={self.timeout_s:g}, on_error={self.on_error})"
 
 
-def guard(fn: Callable[..., list], *, timeout_s: float = 10.0, on_error: float | None = 0.0,
+def guard(fn: Callable[..., list], *, timeout_s: float = DEFAULT_TIMEOUT_S,
+          on_error: float | str | None = FROM_REWARD,
           max_chars: int = DEFAULT_MAX_CHARS, isolate: bool | None = None,
           workers: int = 1) -> GuardedReward:
     """Wrap a reward so that no completion can stop training (see the module docstring).
 
     ``timeout_s`` is per sample and applies to rewards run in workers (``isolate=True``, or
     None to decide per batch: ``fn.may_hang`` or a slow verifier kind in the ``verifier``
-    column). ``on_error`` is the value an erroring or timed-out sample gets: 0.0, or None to
-    leave it out of the sum. ``workers`` processes score in parallel.
+    column). ``on_error`` is the value an erroring or timed-out sample gets: by default the
+    reward's declared ``failure_score`` (0.0 for one that declares none), else a number,
+    ``"batch_min"`` (the batch's lowest score) or None (left out of the sum; only where being
+    left out is no better than the worst wrong score). ``workers`` processes score in parallel.
     """
     return GuardedReward(fn, timeout_s=timeout_s, on_error=on_error, max_chars=max_chars,
                          isolate=isolate, workers=workers)

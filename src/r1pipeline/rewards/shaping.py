@@ -36,7 +36,7 @@ def _check_unit(unit: str) -> None:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
 
 
-@register("tag_count")
+@register("tag_count", failure=0.0)
 def tag_count_reward(completions: list[str], **_) -> list[float]:
     """Partial format credit: 0.25 for each of the four R1-Zero tags used exactly once.
 
@@ -51,7 +51,8 @@ def tag_count_reward(completions: list[str], **_) -> list[float]:
     return [0.25 * sum(c.count(t) == 1 for t in TAGS) for c in completions]
 
 
-@register("cosine_length")
+@register("cosine_length", failure=lambda r: min(r.min_value_wrong, r.max_value_wrong,
+                                                     r.min_value_correct, r.max_value_correct))
 class CosineLength:
     """Length-shaped accuracy (cosine): correct short > correct long > wrong long > wrong short.
 
@@ -108,7 +109,7 @@ class CosineLength:
         return out
 
 
-@register("clean_end")
+@register("clean_end", failure=0.0)
 class CleanEnd:
     """1.0 when the completion stops at its summary, else 0.0: nothing runs on past the answer.
 
@@ -135,7 +136,7 @@ class CleanEnd:
         return [float(ends_clean(c, max_tail=self.max_tail)) for c in completions]
 
 
-@register("soft_overlong")
+@register("soft_overlong", failure=-1.0)
 class SoftOverlong:
     """DAPO's soft overlong punishment: 0 until near the length limit, then down to -1.
 
@@ -174,7 +175,7 @@ class SoftOverlong:
         return out
 
 
-@register("repetition")
+@register("repetition", failure=lambda r: r.max_penalty)
 class Repetition:
     """N-gram repetition penalty: the share of repeated word n-grams, scaled to ``max_penalty``.
 
