@@ -13,6 +13,8 @@ instances are callables with a stable ``__name__`` so they pickle and log under 
 from __future__ import annotations
 
 import inspect
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -86,6 +88,57 @@ def check_params(name: str, params: dict[str, Any]) -> str | None:
     if unknown:
         hint = f"allowed: {', '.join(allowed)}" if allowed else "this reward takes no parameters"
         return f"unknown parameter(s) {', '.join(unknown)} for reward {name!r} ({hint})"
+    return None
+
+
+def _type_problem(key: str, value: Any, default: Any) -> str | None:
+    """A parameter whose value is not of its default's kind (a number for a number, a string
+    for a string); non-finite numbers too. None when it fits or the default says nothing."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"{key} must be true or false, got {value!r:.40}"
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key} must be a number, got {value!r:.40}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{key} must be a finite number, got {value!r}"
+        if isinstance(default, int) and not isinstance(value, int):
+            return f"{key} must be a whole number, got {value!r:.40}"
+    if isinstance(default, str) and not isinstance(value, str):
+        return f"{key} must be a string, got {value!r:.40}"
+    return None
+
+
+def param_problem(name: str, params: dict[str, Any]) -> tuple[str | None, str, str] | None:
+    """(parameter, what is wrong, the fix) when reward ``name`` refuses ``params``, else None.
+
+    Validation calls this: the reward is built once, by the code that builds it for training
+    (constructors are cheap: a reward model loads its weights on its first call), so a spec is
+    checked by the same rules that would refuse it after the model has loaded.
+
+    >>> param_problem("format", {"style": "r2"})
+    ('style', "style must be one of r1_zero, r1, any, got 'r2'", 'use one of r1_zero, r1, any')
+    >>> param_problem("cosine_length", {"max_len": "long"})[1], param_problem("format", {"style": "r1"})
+    ("max_len must be a number, got 'long'", None)
+    """
+    err = check_params(name, params)
+    if err:
+        return None, err, "remove or rename the parameter"
+    allowed = entry(name).params
+    for key, value in params.items():
+        msg = _type_problem(key, value, allowed[key].default)
+        if msg:
+            return key, msg, f"give {key} a value like its default, {allowed[key].default!r}"
+    try:
+        build(name, **params)
+    except (ValueError, TypeError, KeyError) as e:
+        msg = str(e.args[0]) if e.args else type(e).__name__
+        key = next((k for k in params if k in msg), None)
+        choices = re.search(r"(?:one of|known:) ([^;]+?)(?:, got .*)?$", msg)
+        default = allowed[key].default if key else None
+        fix = (f"use one of {choices.group(1)}" if choices
+               else f"give {key} a value that meets this (its default is {default!r})" if key
+               else "change the parameters so that this holds")
+        return key, msg, fix
     return None
 
 

@@ -202,9 +202,11 @@ def check_rewards(stage: str, rewards: dict[str, Any], spec: "SpecView | None" =
         if use.last_steps is not None and (not isinstance(use.last_steps, int) or use.last_steps <= 0):
             problems.append(Problem(stage, f"{field}.last_steps", f"got {use.last_steps!r}",
                                     "give a positive whole number of steps"))
-        err = registry.check_params(use.name, use.params)
-        if err:
-            problems.append(Problem(stage, field, err, "remove or rename the parameter"))
+        bad = registry.param_problem(use.name, use.params)  # builds the reward once, as training does
+        if bad:
+            key, message, fix = bad
+            problems.append(Problem(stage, f"{field}.{key}" if key else field,
+                                    f"reward {use.name!r}: {message}", fix))
         if spec is not None:
             for key, value in use.params.items():
                 if isinstance(value, str) and value in spec.stage_names and not spec.stage(value).makes_model:
