@@ -1,6 +1,10 @@
 """Throughput of every registered reward: completions scored per second.
 
 Run by hand: ``.venv/bin/python bench/rewards.py [--n 2000] [--reward-model DIR]``.
+``--hostile`` times instead the shapes a policy writes to hang math-verify (nested ``\\frac``
+and ``\\sqrt`` thousands deep, power towers, a megabyte of text), one guarded sample each as
+GRPO scores them (the guard's own per-sample time limit), and how long the input bounds take
+to refuse each (``rewards.bounds``). Point ``PYTHONPATH`` at an older ``src`` to time that.
 
 The completions are a fixed, seeded mix in the proportions a GRPO batch has early in
 training: correct and wrong answers (integers, fractions, LaTeX), malformed outputs (no tags,
@@ -85,12 +89,58 @@ def human(r: float) -> str:
     return f"{r / 1000:.1f}k/s" if r >= 1000 else f"{r:.0f}/s"
 
 
+HOSTILE = {
+    "nested \\frac 5000 deep": "\\frac{1}{" * 5000 + "2" + "}" * 5000,
+    "nested \\sqrt 10000 deep": "\\sqrt{" * 10000 + "2" + "}" * 10000,
+    "braces 100 deep": "{" * 100 + "1" + "}" * 100,
+    "x^x^... 1000 high": "^".join(["x"] * 1000),
+    "9^{9^{9}}": "9^{9^{9}}",
+    "10^{10^{10}}!": "10^{10^{10}}!",
+    "10^{9999999}": "10^{9999999}",
+    "a megabyte of letters": "a" * 1_000_000,
+    "x+x+... 6000 chars": "x+" * 3000 + "x",
+}
+
+
+def hostile() -> None:
+    """Seconds per hostile sample through the guard, and microseconds for the bounds to refuse it."""
+    import inspect
+
+    from r1pipeline.rewards import safe
+
+    try:
+        from r1pipeline.rewards.bounds import math_input_problem
+    except ImportError:  # a src from before the bounds
+        math_input_problem = None
+    timeout = inspect.signature(safe.guard).parameters["timeout_s"].default
+    print(f"guarded math_accuracy, the guard's default limit {timeout:g} s per sample")
+    with guard(build("math_accuracy")) as g:
+        g(["<answer>1</answer>"], answer=["1"])  # start the worker
+        for label, text in HOSTILE.items():
+            t0 = time.perf_counter()
+            out = g([f"<think>.</think><answer>{text}</answer>"], answer=["2"])
+            took = time.perf_counter() - t0
+            refuse = ""
+            if math_input_problem is not None:
+                t1 = time.perf_counter()
+                for _ in range(100):
+                    math_input_problem(text)
+                refuse = f", bounds refuse it in {(time.perf_counter() - t1) / 100 * 1e6:.1f} us"
+            print(f"{label:>24}: {took:7.3f} s -> {out[0]} (timeouts so far {g.stats['timeouts']}){refuse}",
+                  flush=True)
+            g(["<answer>1</answer>"], answer=["1"])  # wait for a restarted worker outside the timing
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="completions in the batch (default 2000)")
     ap.add_argument("--slow-n", type=int, default=200, help="batch for math-verify and code rewards")
     ap.add_argument("--reward-model", default=None, help="HF directory of a reward model to time too")
+    ap.add_argument("--hostile", action="store_true", help="time hostile math samples instead")
     args = ap.parse_args()
+    if args.hostile:
+        hostile()
+        return
 
     completions, columns = make_batch(args.n)
     print(f"{args.n} completions, mean length {sum(map(len, completions)) / args.n:.0f} chars")

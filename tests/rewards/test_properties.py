@@ -54,7 +54,7 @@ def guarded(request):
                                  HealthCheck.function_scoped_fixture])
 @given(completion=completions, gold=golds, kind=kinds, tests=tests_cols)
 @example(completion="<think>.</think><answer>\\boxed{10^{10^{10}}!}</answer>", gold="2", kind="math",
-         tests=[])  # math-verify hangs on this one
+         tests=[])  # hung math-verify before rewards/bounds.py refused it
 @example(completion="<answer>\\boxed{" + "{" * 2000 + "}" * 2000 + "}</answer>", gold="1", kind="math", tests=[])
 @example(completion="<think>" + "\ud800\x00乘 " * 400_000 + "</think>```python\nprint(1)\n```", gold="1",
          kind="exact", tests=[{"input": "", "output": "1"}])
