@@ -104,7 +104,6 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     if seed_list is None:
         run_dir = out or Path("runs") / s.name
         if here:
-            _check_only_inputs(spec, [(s, run_dir)], only, launched)
             _check_out(run_dir, out is not None)
         if relaunch:
             _launch(spec, run_dir, options=[*_set_args(set_), *options], **launch)
@@ -116,7 +115,6 @@ def run(spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
     root = out or Path("runs") / f"{s.name}-seeds"
     runs = [(_load(spec, [*(set_ or []), f"seed={seed}"]), root / f"seed-{seed}") for seed in seed_list]
     if here:
-        _check_only_inputs(spec, runs, only, launched)
         for _, run_dir in runs:
             _check_out(run_dir, out is not None)
     if jobs > 1 and not relaunch:
@@ -159,21 +157,6 @@ def _check_selection(spec_path: Path, s, only, from_, until) -> None:
 
     try:
         select(s, only, from_, until)
-    except SpecError as exc:
-        _print_problems(spec_path, exc)
-
-
-def _check_only_inputs(spec_path: Path, runs, only, launched: bool) -> None:
-    """``--only STAGE`` needs its inputs done in each run directory: said before torch loads (a
-    launched rank leaves it to rank 0's plan)."""
-    if not only or launched:
-        return
-    from r1pipeline.pipeline.runner import plan_run, stage_hashes
-    from r1pipeline.pipeline.spec import SpecError
-
-    try:
-        for s, run_dir in runs:
-            plan_run(s, run_dir, stage_hashes(s), only=only)
     except SpecError as exc:
         _print_problems(spec_path, exc)
 
