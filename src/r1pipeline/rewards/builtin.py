@@ -82,4 +82,4 @@ format_reward = Format("r1_zero")
 any_format_reward = Format("any")
 
 # The rest of the library; importing registers it.
-from r1pipeline.rewards import answers, code, language, model, oracle, shaping  # noqa: E402,F401
+from r1pipeline.rewards import answers, code, language, model, oracle, peers, shaping  # noqa: E402,F401

@@ -48,16 +48,66 @@ class RewardEntry:
 
 _REGISTRY: dict[str, RewardEntry] = {}
 
+# The names open-r1 and TRL users write, mapped to ours (and the parameters that make ours the
+# same reward), so that an open-r1 recipe's reward list can be pasted into a spec. The one
+# alias table: validation, ``entry``/``build`` and ``r1 rewards`` (each summary ends with its
+# aliases) read it. Where ours departs from the original, its docstring says how.
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "accuracy_reward": ("accuracy", {}),  # open-r1, TRL: math-verify; ours: the task's verifier
+    "reasoning_accuracy_reward": ("accuracy", {}),  # TRL: the answer after </think>, as ours reads it
+    "format_reward": ("format", {"style": "r1_zero"}),  # open-r1: <think>..</think><answer>..</answer>
+    "think_format_reward": ("format", {"style": "r1"}),  # TRL: a <think> block, then anything
+    "tag_count_reward": ("tag_count", {}),
+    "reasoning_steps_reward": ("reasoning_steps", {}),
+    "len_reward": ("kimi_length", {}),
+    "cosine_scaled_reward": ("cosine_length", {}),
+    "get_cosine_scaled_reward": ("cosine_length", {}),
+    "get_repetition_penalty_reward": ("repetition", {}),
+    "repetition_penalty_reward": ("repetition", {}),
+    "get_soft_overlong_punishment": ("soft_overlong", {}),
+    "code_reward": ("code", {}),
+    "get_code_format_reward": ("code_format", {}),
+    "code_format_reward": ("code_format", {}),
+}
+
+
+def resolve(name: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Our name and parameters for ``name``, which may be an open-r1 or TRL alias; the user's
+    parameters override the alias's.
+
+    >>> resolve("think_format_reward"), resolve("len_reward", {"unit": "chars"}), resolve("accuracy")
+    (('format', {'style': 'r1'}), ('kimi_length', {'unit': 'chars'}), ('accuracy', {}))
+    """
+    target, preset = ALIASES.get(name, (name, {}))
+    return target, {**preset, **(params or {})}
+
+
+def aliases_of(name: str) -> list[str]:
+    """The aliases that resolve to reward ``name``.
+
+    >>> aliases_of("cosine_length")
+    ['cosine_scaled_reward', 'get_cosine_scaled_reward']
+    """
+    return sorted(a for a, (target, _) in ALIASES.items() if target == name)
+
+
+def known_names() -> list[str]:
+    """Every name a spec may use: ours, then the aliases."""
+    return names() + sorted(ALIASES)
+
 
 def register(name: str, *, failure: Any):
     """Register a reward function or reward class under ``name``, with its failure score
     (``RewardEntry.failure``: at most the worst score it gives a wrong answer)."""
 
     def deco(obj):
-        if name in _REGISTRY:
-            raise ValueError(f"reward {name!r} registered twice")
+        if name in _REGISTRY or name in ALIASES:
+            raise ValueError(f"reward {name!r} registered twice (or is an alias)")
         doc = inspect.getdoc(obj) or ""
-        _REGISTRY[name] = RewardEntry(name, obj, doc.splitlines()[0] if doc else "", failure)
+        summary = doc.splitlines()[0] if doc else ""
+        if aliases_of(name):
+            summary += f" [aliases: {', '.join(aliases_of(name))}]"
+        _REGISTRY[name] = RewardEntry(name, obj, summary, failure)
         return obj
 
     return deco
@@ -75,7 +125,9 @@ def names() -> list[str]:
 
 
 def entry(name: str) -> RewardEntry:
+    """The entry of reward ``name`` (an alias gives its target's entry)."""
     _load_builtin()
+    name = resolve(name)[0]
     if name not in _REGISTRY:
         raise KeyError(f"unknown reward {name!r}; known rewards: {', '.join(names())}")
     return _REGISTRY[name]
@@ -83,6 +135,7 @@ def entry(name: str) -> RewardEntry:
 
 def check_params(name: str, params: dict[str, Any]) -> str | None:
     """Return an error message if ``params`` do not fit reward ``name``, else None."""
+    name, params = resolve(name, params)
     allowed = entry(name).params
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -120,6 +173,7 @@ def param_problem(name: str, params: dict[str, Any]) -> tuple[str | None, str, s
     >>> param_problem("cosine_length", {"max_len": "long"})[1], param_problem("format", {"style": "r1"})
     ("max_len must be a number, got 'long'", None)
     """
+    name, params = resolve(name, params)
     err = check_params(name, params)
     if err:
         return None, err, "remove or rename the parameter"
@@ -143,7 +197,9 @@ def param_problem(name: str, params: dict[str, Any]) -> tuple[str | None, str, s
 
 
 def build(name: str, **params: Any) -> RewardFn:
-    """Build the callable for reward ``name`` with ``params``; its ``__name__`` is ``<name>_reward``."""
+    """Build the callable for reward ``name`` with ``params``; its ``__name__`` is ``<name>_reward``
+    (for an alias, ours: ``build("len_reward")`` is named ``kimi_length_reward``)."""
+    name, params = resolve(name, params)
     e = entry(name)
     err = check_params(name, params)
     if err:

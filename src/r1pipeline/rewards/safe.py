@@ -18,7 +18,8 @@ callable keeps TRL's signature and the reward's ``__name__``, and promises:
   processes, one sample per message; a sample that runs past ``timeout_s`` gets ``on_error``
   and its worker is killed and restarted. Signal-based alarms (math-verify's default) only
   work in the main thread, and TRL may call rewards from others. Cheap pure-Python rewards
-  run inline: their time is bounded by the input bound, not by a clock.
+  run inline: their time is bounded by the input bound, not by a clock. So does a reward with
+  ``whole_batch = True`` (a group score such as ``kimi_length``), which one-sample calls break.
 * **Failure never pays.** ``on_error`` defaults to the reward's own ``failure_score``, which
   the registry declares per reward (``registry.register(..., failure=...)``) as the worst score
   it gives a wrong answer (``cosine_length``: its ``min_value_wrong``, -1.0), so that writing
@@ -202,6 +203,8 @@ class GuardedReward:
             return False
         if self.isolate is not None:
             return self.isolate
+        if getattr(self.fn, "whole_batch", False):  # scores depend on the batch: never split it
+            return False
         if getattr(self.fn, "may_hang", False):
             return True
         if not self._reads_verifier:

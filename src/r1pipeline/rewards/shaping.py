@@ -20,6 +20,7 @@ from r1pipeline.rewards.registry import register
 from r1pipeline.rewards.verify import SLOW_VERIFIERS, VERIFIERS
 
 UNITS = ("tokens", "chars")
+REPETITION_UNITS = ("words", "chars")
 
 
 def _lengths(completions: list[str], completion_ids: list | None, unit: str) -> list[int]:
@@ -177,34 +178,49 @@ class SoftOverlong:
 
 @register("repetition", failure=lambda r: r.max_penalty)
 class Repetition:
-    """N-gram repetition penalty: the share of repeated word n-grams, scaled to ``max_penalty``.
+    """N-gram repetition penalty: the share of repeated n-grams, scaled to ``max_penalty``.
 
-    Formula: r = max_penalty * (1 - distinct n-grams / all n-grams) over the lowercased,
-    whitespace-split completion; 0 for completions shorter than one n-gram. Source: open-r1
-    ``get_repetition_penalty_reward`` (after Yeo et al. 2025, "Demystifying long CoT").
+    Formula: r = max_penalty * (1 - distinct n-grams / all n-grams) over the lowercased
+    completion's units; 0 for completions shorter than one n-gram. Units: ``words``
+    (whitespace-split, open-r1's) or ``chars`` (each non-space character, for Chinese and
+    Japanese text, which has no spaces: a CJK loop is one "word" and never repeats). Source:
+    open-r1 ``get_repetition_penalty_reward`` (after Yeo et al. 2025, "Demystifying long CoT");
+    open-r1's ``language="zh"`` splits with jieba, a word segmenter we do not ship: characters
+    need none.
 
     >>> r = Repetition(ngram_size=2, max_penalty=-1.0)
     >>> r(["a b c d", "a b a b a b", "a"])
     [0.0, -0.6, 0.0]
+    >>> Repetition(ngram_size=2, unit="chars")(["我们我们我们", "我们今天去"])
+    [-0.6, 0.0]
     """
 
-    def __init__(self, ngram_size: int = 3, max_penalty: float = -1.0):
+    def __init__(self, ngram_size: int = 3, max_penalty: float = -1.0, unit: str = "words"):
         if ngram_size < 1:
             raise ValueError(f"ngram_size must be >= 1, got {ngram_size}")
         if max_penalty > 0:
             raise ValueError(f"max_penalty must be <= 0 (it is a penalty), got {max_penalty}")
-        self.ngram_size, self.max_penalty = ngram_size, max_penalty
+        if unit not in REPETITION_UNITS:
+            raise ValueError(f"unit must be one of {', '.join(REPETITION_UNITS)}, got {unit!r}")
+        self.ngram_size, self.max_penalty, self.unit = ngram_size, max_penalty, unit
         self.__name__ = "repetition_reward"
+
+    def __setstate__(self, state):  # pickles made before ``unit`` existed count words
+        self.__dict__.update({"unit": "words", **state})
+
+    def _units(self, text: str) -> list[str]:
+        text = text.lower()
+        return text.split() if self.unit == "words" else [ch for ch in text if not ch.isspace()]
 
     def __call__(self, completions: list[str], **_) -> list[float]:
         out = []
         n = self.ngram_size
         for c in completions:
-            words = c.lower().split()
-            total = len(words) - n + 1
+            units = self._units(c)
+            total = len(units) - n + 1
             if total <= 0:
                 out.append(0.0)
                 continue
-            distinct = len(set(zip(*(words[i:] for i in range(n)))))
+            distinct = len(set(zip(*(units[i:] for i in range(n)))))
             out.append(self.max_penalty * (1.0 - distinct / total) + 0.0)  # + 0.0: no -0.0
         return out

@@ -191,7 +191,7 @@ def check_rewards(stage: str, rewards: dict[str, Any], spec: "SpecView | None" =
         return [Problem(stage, "rewards", "no rewards given", "name at least one, e.g. {accuracy: 1.0}")]
     for use in reward_uses(rewards):
         field = f"rewards.{use.label}"
-        if use.name not in known:
+        if use.name not in known and use.name not in registry.ALIASES:  # open-r1/TRL names too
             what = "reward" if use.name == use.label else "reward name in 'reward:'"
             problems.append(Problem(stage, field, f"unknown {what} {use.name!r}",
                                     f"{did_you_mean(use.name, known)}use one of: {', '.join(known)}"))
