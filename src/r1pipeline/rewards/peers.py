@@ -117,12 +117,15 @@ class CodeFormat:
     """1.0 when a closed think block is followed by a fenced code block in the task's language.
 
     Formula: r = 1[the completion has ``<think>...</think>`` and, after it, a block
-    ```` ```<language> ```` ... ```` ``` ````]; the language is the row's ``language`` column
-    when the task gives one, else the ``language`` parameter (default ``python``, what the
+    ```` ```<language> ```` ... ```` ``` ````]; the language is the row's ``code_language``
+    column when the task gives one (not ``language``: tasks may name a natural language there),
+    else the ``language`` parameter (default ``python``, what the
     ``code`` reward runs). Source: open-r1 ``get_code_format_reward`` (think, then answer, with a
     fenced block of ``language`` inside it). Departure: the block may sit in the R1 summary after
-    ``</think>`` with or without ``<answer>`` tags, as ``code.extract_program`` reads it, and no
-    newlines are required around the tags, matching our ``format`` reward.
+    ``</think>`` with or without ``<answer>`` tags, as ``code.extract_program`` reads it; no
+    newlines are required around the tags, matching our ``format`` reward; the fence's tag is
+    the whole word (open-r1's ``{language}.*?`` lets ```` ```c ```` match ```` ```cpp ````). The
+    column is ``code_language``, open-r1's name for the setting.
 
     >>> r = CodeFormat()
     >>> r(["<think>loop</think>```python\\nprint(1)\\n```", "<think>```python\\nx\\n```</think>none",
@@ -136,8 +139,9 @@ class CodeFormat:
         self.language = language
         self.__name__ = "code_format_reward"
 
-    def __call__(self, completions: list[str], language: list[str] | None = None, **_) -> list[float]:
-        langs = language or [self.language] * len(completions)
+    def __call__(self, completions: list[str], code_language: list[str] | None = None,
+                 **_) -> list[float]:
+        langs = code_language or [self.language] * len(completions)
         out = []
         for c, lang in zip(completions, langs, strict=True):
             cot, rest = split_think(c)

@@ -68,6 +68,11 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "code_reward": ("code", {}),
     "get_code_format_reward": ("code_format", {}),
     "code_format_reward": ("code_format", {}),
+    # open-r1's recipe keys (``reward_funcs: [accuracy, format, cosine, ...]``) where ours differ
+    "cosine": ("cosine_length", {}),
+    "repetition_penalty": ("repetition", {}),
+    "length": ("kimi_length", {}),
+    "soft_overlong_punishment": ("soft_overlong", {}),
 }
 
 
@@ -86,7 +91,7 @@ def aliases_of(name: str) -> list[str]:
     """The aliases that resolve to reward ``name``.
 
     >>> aliases_of("cosine_length")
-    ['cosine_scaled_reward', 'get_cosine_scaled_reward']
+    ['cosine', 'cosine_scaled_reward', 'get_cosine_scaled_reward']
     """
     return sorted(a for a, (target, _) in ALIASES.items() if target == name)
 
