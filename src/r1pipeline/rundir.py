@@ -5,7 +5,7 @@ runs/<pipeline>/
   spec.yaml                 the resolved spec that ran
   <stage>/
     manifest.json           kind, resolved config, hash, inputs' hashes, versions, seed, times, status
-    model/                  save_pretrained directory, when the stage makes a model
+    model/                  save_pretrained directory, when the stage makes a model (+ README.md card)
     data/                   a datasets-loadable dataset, when it makes data
     checkpoints/            resumable training state (removed when the stage is done)
     metrics.jsonl           one JSON object per logged step

@@ -42,6 +42,7 @@ from typing import Any
 
 from r1pipeline import distributed
 from r1pipeline.rundir import MANIFEST, SUMMARY, read_json, write_json, write_text_atomic
+from r1pipeline.pipeline.model_card import write_cards
 from r1pipeline.pipeline.spec import Spec, SpecError
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 
@@ -184,6 +185,7 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
         if main:
             write_json(stage_dir / SUMMARY, summary)
+            write_cards(spec, stage, run_dir, log)  # model/README.md; evaluate: its models' cards
             shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
             manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
                             seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2),
