@@ -18,6 +18,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # (on 2 shared AVX2 cores it picked bf16 for 4 of 14 shapes). test_precision.py unsets this
 # where it tests the measurement.
 os.environ.setdefault("R1_DTYPE_AUTO", "float32")
+# attention auto is sdpa (transformers' default) without timing, for the same reasons;
+# test_attention.py unsets it where it tests the timing
+os.environ.setdefault("R1_ATTENTION_AUTO", "sdpa")
 # One OpenMP thread per process: the test models are tiny, so a second thread only adds a barrier
 # per op, and on cores that other processes share each barrier waits for a descheduled thread
 # (micro's r1_zero stage on 2 cores at load ~8: 742 s wall / 52 CPU-s on 2 threads, 38 s / 15

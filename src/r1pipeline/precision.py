@@ -387,9 +387,15 @@ def read_cache(path: Path) -> dict[str, Any]:
 
 
 def write_cache(path: Path, key: str, measurement: Measurement) -> bool:
-    """Add one entry, atomically (a temporary file renamed over the old one); False when it could not."""
+    """Add one measurement, atomically; False when it could not."""
+    return write_entry(path, key, asdict(measurement))
+
+
+def write_entry(path: Path, key: str, entry: dict[str, Any]) -> bool:
+    """Add one entry to a cache file of this format (``attention.py`` keeps one too), atomically
+    (a temporary file renamed over the old one); False when it could not."""
     entries = read_cache(path)
-    entries[key] = {**asdict(measurement), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    entries[key] = {**entry, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".precision-", dir=path.parent)

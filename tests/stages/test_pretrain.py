@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from r1pipeline import attention
 from r1pipeline.models.tiny import TinyModelConfig, build_model, build_tokenizer
 from r1pipeline.stages.pretrain import encode_batch, pack_batch, pack_rows
 from r1pipeline.tasks.tiny_world import TinyProduct
@@ -50,3 +51,48 @@ def test_a_document_never_attends_to_its_row_neighbour(docs):
     second = starts[1]
     assert not mask[row, 0, second, :second].any()  # the second document's first token sees nothing before it
     assert mask[row, 0, second, second]
+
+
+def test_eager_and_sdpa_compute_the_same_packed_loss(docs):
+    tok = build_tokenizer()
+    model = build_model(SMALL, tok, seed=0)
+    ids, labels, positions, mask = pack_batch(tok, docs, 128)
+    logits = {}
+    for impl in ("sdpa", "eager"):
+        model.set_attn_implementation(impl)
+        logits[impl] = model(input_ids=ids, attention_mask=attention.mask_for(impl, mask),
+                             position_ids=positions).logits
+    real = labels != -100
+    torch.testing.assert_close(logits["eager"][real], logits["sdpa"][real], rtol=1e-4, atol=1e-5)
+    # the trap mask_for exists for: eager adds a boolean mask to the scores, so every token attends everywhere
+    leaky = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    assert (leaky[real] - logits["sdpa"][real]).abs().max() > 1e-2
+
+
+def test_the_chosen_kernel_trains_is_recorded_and_is_not_saved(tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    import r1pipeline.models.tiny as tiny
+    from r1pipeline.stages import pretrain
+    from r1pipeline.stages.base import StageContext
+
+    built, seen = [], []
+    build, pack = tiny.build_model, pretrain.pack_batch
+    monkeypatch.setattr(tiny, "build_model", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
+    monkeypatch.setattr(pretrain, "pack_batch",
+                        lambda *a, **k: seen.append(built[-1].config._attn_implementation) or pack(*a, **k))
+    cfg = pretrain.Config(name="base", kind="pretrain", model=SMALL, steps=3, batch_size=8, warmup_steps=1,
+                          attention="eager")
+    ctx = StageContext(name="base", dir=tmp_path / "base", run_dir=tmp_path, seed=0)
+    pretrain.run(cfg, ctx, str(tmp_path))
+    assert seen[1:] == ["eager"] * 3  # each training step (the first batch packed is the choice's own)
+    assert ctx.precision["attention"]["impl"] == "eager"
+    assert AutoModelForCausalLM.from_pretrained(ctx.model_dir).config._attn_implementation == "sdpa"
+
+
+def test_attention_auto_keeps_the_hash_of_earlier_runs():
+    from r1pipeline.stages import pretrain
+
+    auto = pretrain.Config(name="base", kind="pretrain")
+    assert "attention" not in auto.hashed_config()
+    assert pretrain.Config(name="base", kind="pretrain", attention="eager").hashed_config()["attention"] == "eager"

@@ -36,6 +36,11 @@ class Config(StageConfig):
     weight_decay: float = Field(0.0, ge=0)
     checkpoint_every: int = Field(100, gt=0, description="steps between resumable checkpoints")
     dtype: Dtype = "auto"  # auto: bf16 autocast only where it measured faster (precision.py), else fp32
+    attention: Literal["auto", "sdpa", "eager"] = Field(
+        "auto", description="attention kernel; auto: the faster of the two on this machine, timed on the "
+                            "first batch (attention.py)")
+
+    late_fields = frozenset({"attention"})  # auto keeps the hash of earlier runs
 
     non_result_fields = frozenset({"checkpoint_every"})
     makes_model = True
@@ -127,10 +132,38 @@ def pack_batch(tokenizer, docs: list[str], max_length: int):
     return input_ids, labels, position_ids, mask[:, None]
 
 
+def choose_attention(model, cfg: Config, ctx: StageContext, batch: list[str], tokenizer, autocast,
+                     dtype: str) -> str:
+    """Set ``model``'s attention kernel to ``cfg.attention`` made concrete (``attention.resolve``:
+    timed on ``batch``, a forward + backward per kernel whose gradients are dropped) and record it."""
+    import torch
+
+    from r1pipeline import attention
+
+    ids, labels, positions, mask = pack_batch(tokenizer, batch, cfg.model.max_length)
+
+    def step(impl: str) -> None:
+        model.set_attn_implementation(impl)
+        with autocast:
+            loss = model(input_ids=ids, attention_mask=attention.mask_for(impl, mask), position_ids=positions,
+                         labels=labels).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    m = cfg.model
+    shape = (f"llama h{m.hidden_size} l{m.num_layers} a{m.num_heads} i{m.intermediate_size} "
+             f"b{cfg.batch_size}x{m.max_length}")
+    decision = attention.resolve(cfg.attention, step=step, device="cpu",
+                                 key=attention.cache_key(torch.get_num_threads(), dtype, shape, torch.__version__))
+    model.set_attn_implementation(decision.impl)
+    ctx.precision["attention"] = decision.record()
+    return decision.impl
+
+
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     import torch
 
-    from r1pipeline import precision
+    from r1pipeline import attention, precision
     from r1pipeline.models.tiny import build_model, build_tokenizer
     from r1pipeline.checkpoint import latest_checkpoint, save_checkpoint
     from r1pipeline.progress import progress_bar
@@ -162,11 +195,14 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         torch.manual_seed(ctx.seed)
 
     model.train()
+    first = docs[start * cfg.batch_size:(start + 1) * cfg.batch_size]
+    kernel = choose_attention(model, cfg, ctx, first, tokenizer, autocast, dtype)
     loss_ema, tokens = None, 0
     with progress_bar(f"{ctx.name}: pretrain", total=cfg.steps, completed=start) as bar:
         for step in range(start, cfg.steps):
             batch = docs[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             ids, labels, positions, mask = pack_batch(tokenizer, batch, cfg.model.max_length)
+            mask = attention.mask_for(kernel, mask)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
             with autocast:
@@ -186,6 +222,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
 
     from r1pipeline.rundir import atomic_dir
 
+    model.set_attn_implementation("sdpa")  # the kernel is this stage's choice, not the saved model's
     with atomic_dir(ctx.model_dir) as out:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
