@@ -79,10 +79,15 @@ def precision_dtype(manifest: dict) -> str:
     'fp32x2 bf16x1'
     >>> precision_dtype({}), precision_dtype({"precision": {"dtype": "bfloat16"}})
     ('-', 'bf16')
+    >>> precision_dtype({"precision": {"train": {"dtype": "bfloat16"}, "attention": {"impl": "eager"}}})
+    'bf16 eager'
     """
     record = manifest.get("precision")
     if not isinstance(record, dict) or not record:
         return "-"
+    kernel = record.get("attention") if isinstance(record.get("attention"), dict) else {}
+    if kernel.get("impl") == "eager":  # sdpa, the default, goes unsaid
+        return f"{precision_dtype({'precision': {k: v for k, v in record.items() if k != 'attention'}})} eager"
     entries = {"": record} if isinstance(record.get("dtype"), str) else \
         {k: v for k, v in record.items() if isinstance(v, dict) and isinstance(v.get("dtype"), str)}
     dtypes = {k: SHORT_DTYPE.get(v["dtype"], v["dtype"]) for k, v in entries.items()}
