@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from r1pipeline import distributed
+from r1pipeline import distributed, trackers
 from r1pipeline.rundir import MANIFEST, SUMMARY, read_json, write_json, write_text_atomic
 from r1pipeline.pipeline.model_card import write_cards
 from r1pipeline.pipeline.spec import Spec, SpecError
@@ -167,9 +167,11 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         "versions": library_versions(), "status": "running",
         "started": datetime.now(timezone.utc).isoformat(), "resumed": resume,
         "command": " ".join(sys.argv), "attempts": 1, "processes": distributed.world_size(),
+        **({"report_to": spec.report_to} if spec.report_to else {}),
     }
     ctx = StageContext(name=stage.name, dir=stage_dir, run_dir=run_dir, seed=seed,
-                       input_dirs={i: run_dir / i for i in inputs}, resume=resume)
+                       input_dirs={i: run_dir / i for i in inputs}, resume=resume,
+                       pipeline=spec.name, report_to=tuple(spec.report_to))
     t0, cpu0 = time.time(), cpu_seconds()
     try:  # from here on, whatever ends the stage is written in its manifest
         if main:
@@ -181,7 +183,8 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         stage_module = module(stage.kind)
         runs_here = main or getattr(stage_module, "DISTRIBUTED", False)
         log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
-        summary = stage_module.run(stage, ctx, spec.base_dir) if runs_here else {}
+        with trackers.stage_env(ctx.report_to, spec.name, stage_dir), ctx.tracker:  # one tracker run per stage
+            summary = stage_module.run(stage, ctx, spec.base_dir) if runs_here else {}
         distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
         if main:
             write_json(stage_dir / SUMMARY, summary)

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from r1pipeline import trackers
 from r1pipeline.pipeline.findings import Finding, check_findings, eval_block, parse_findings
 from r1pipeline.pipeline.values import task_value_problems, value_problems
 from r1pipeline.pipeline.yaml_load import YamlProblem, load_yaml, read_yaml, surrogate_at
@@ -59,6 +60,8 @@ class Spec(BaseModel):
     base_dir: str = Field(".", description="folder that relative paths in the spec are read from")
     stages: list[Any]  # StageConfig subclasses, validated one by one in load_spec
     findings: list[Finding] | None = None  # the claims the report judges (pipeline/findings.py); None: defaults
+    # experiment trackers every stage logs to (trackers.py); not part of any stage's hash
+    report_to: list[str] = Field(default_factory=list)
 
     def stage(self, name: str) -> StageConfig:
         for s in self.stages:
@@ -94,7 +97,9 @@ class Spec(BaseModel):
         return [self.stage(n) for n in done]
 
     def to_yaml(self) -> str:
-        data = self.model_dump(mode="json", exclude={"stages", "findings"})
+        data = self.model_dump(mode="json", exclude={"stages", "findings", "report_to"})
+        if self.report_to:
+            data["report_to"] = self.report_to
         data["stages"] = [s.model_dump(mode="json", exclude_none=True) for s in self.stages]
         if self.findings is not None:
             data["findings"] = [f.model_dump(mode="json", exclude_none=True) for f in self.findings]
@@ -224,6 +229,8 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
         problems += errs
         if cfg is not None:
             stages.append(cfg)
+    report_to, errs = report_to_names(raw.pop("report_to", None))
+    problems += errs
     raw_findings = raw.pop("findings", None)
     findings, errs = parse_findings(raw_findings) if raw_findings is not None else (None, [])
     problems += errs or value_problems(None, raw_findings, findings, "findings")
@@ -235,6 +242,7 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
     problems += value_problems(None, {k: v for k, v in raw.items() if k != "stages"}, spec)
     spec.stages = stages
     spec.findings = findings
+    spec.report_to = report_to
     if problems:  # stage-level checks need every stage parsed
         raise SpecError(problems, source)
     problems = check_graph(spec)
@@ -245,6 +253,34 @@ def validate_raw(raw: Any, source: str = "spec", base_dir: Path | None = None,
     if problems:
         raise SpecError(problems, source)
     return spec
+
+
+def report_to_names(value: Any) -> tuple[list[str], list[Problem]]:
+    """The spec's ``report_to`` (a list of tracker names, or one name; ``none`` or nothing: no
+    tracker) as a list, and the problems with it: a name we do not know, a tracker whose package
+    is not installed.
+
+    >>> report_to_names(["tensorboard", "none"])[1][0].message
+    "'none' cannot be combined with trackers"
+    """
+    names = [value] if isinstance(value, str) else value
+    if names is None or names == ["none"]:
+        return [], []
+    known = ", ".join((*trackers.NAMES, "none"))
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return [], [Problem(None, "report_to", f"got {shown(value)}", f"give a list of tracker names ({known})")]
+    problems = []
+    for n in names:
+        if n == "none":
+            problems.append(Problem(None, "report_to", "'none' cannot be combined with trackers",
+                                    "drop 'none', or write report_to: [none]"))
+        elif n not in trackers.NAMES:
+            problems.append(Problem(None, "report_to", f"unknown tracker {shown(n)}",
+                                    f"{did_you_mean(n, list(trackers.NAMES))}use one of: {known}"))
+        elif trackers.missing(n):
+            problems.append(Problem(None, "report_to", f"{n} is not installed",
+                                    f"pip install 'r1pipeline[{n}]', or drop {n} from report_to"))
+    return list(dict.fromkeys(names)), problems
 
 
 CHECK_BUG = "a check of r1 itself failed on this stage"

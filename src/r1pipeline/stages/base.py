@@ -157,6 +157,24 @@ class StageContext:
     # what -> precision.Decision.record(): the dtype each part of the stage computes in, for the
     # manifest ("train"; "rollout"; evaluate: one per model); kept out of the stage's hash
     precision: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pipeline: str = ""  # the spec's name: trackers group a run's stages by it
+    report_to: tuple[str, ...] = ()  # the spec's trackers (trackers.py); () logs to none
+    _tracker: Any = field(default=None, repr=False)
+
+    @property
+    def run_name(self) -> str:
+        """The stage's tracker run: ``<pipeline>/<stage>``."""
+        return f"{self.pipeline}/{self.name}" if self.pipeline else self.name
+
+    @property
+    def tracker(self):
+        """The stage's ``trackers.Tracker`` (for stages that TRL does not train): ``ctx.tracker.log(
+        {"train/loss": 0.7}, step)``; the runner closes it."""
+        if self._tracker is None:
+            from r1pipeline.trackers import Tracker
+
+            self._tracker = Tracker(self.report_to, self.run_name, self.pipeline, self.dir)
+        return self._tracker
 
     def record_precision(self, what: str, decision: "Decision") -> str:
         """Keep ``decision`` for the manifest's ``precision`` entry; returns its concrete dtype, so

@@ -297,4 +297,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     if cfg.sets:
         summary["sets"] = {s: {"n_prompts": len(extra[s]), "max_new_tokens": es.max_new_tokens or cfg.max_new_tokens,
                                "models": sets[s]} for s, es in cfg.sets.items()}
+    from r1pipeline.trackers import scalars
+
+    ctx.tracker.log(scalars({"models": results, **({"sets": sets} if cfg.sets else {})}, "eval"), 0)
     return summary

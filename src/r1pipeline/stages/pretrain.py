@@ -214,6 +214,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
             loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
             tokens += int((labels != -100).sum()) + len(batch)  # the documents' tokens, not padding
             ctx.metrics.log({"step": step + 1, "loss": loss.item(), "lr": lr_at(step, cfg)})
+            ctx.tracker.log({"train/loss": loss.item(), "train/learning_rate": lr_at(step, cfg)}, step + 1)
             bar.update(1, description=f"{ctx.name}: pretrain loss {loss_ema:.3f}")
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(ctx.checkpoint_dir, step + 1, {

@@ -199,11 +199,15 @@ def score_completion_tokens_only() -> bool:
 
 def trainer_args(cfg, ctx) -> dict[str, Any]:
     """TrainingArguments every stage built on a Trainer shares: checkpoints, logging, seed, device,
-    and precision (``bf16``: TRL's autocast, from the stage's resolved dtype)."""
+    and precision (``bf16``: TRL's autocast, from the stage's resolved dtype); the spec's trackers
+    through TRL's own integrations, one run per stage (``trackers.py`` says where they write)."""
     import torch
 
+    from r1pipeline.trackers import project
+
+    trackers = dict(report_to=list(ctx.report_to) or "none", run_name=ctx.run_name, project=project("trackio"))
     return dict(output_dir=str(ctx.checkpoint_dir), save_strategy="steps", save_steps=cfg.checkpoint_every,
-                save_total_limit=2, logging_steps=1, report_to="none", seed=ctx.seed, data_seed=ctx.seed,
+                save_total_limit=2, logging_steps=1, **trackers, seed=ctx.seed, data_seed=ctx.seed,
                 use_cpu=not torch.cuda.is_available(), bf16=training_dtype(cfg, ctx) == "bfloat16",
                 disable_tqdm=True,  # MetricsCallback shows one progress bar
                 dataloader_num_workers=0)
