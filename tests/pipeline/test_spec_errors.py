@@ -102,6 +102,15 @@ CASES = {
     "warmup_not_below_steps": (lambda s: stage(s, "base").update(warmup_steps=50), ["field 'warmup_steps'", "fewer"]),
     "empty_stages": (lambda s: s.update(stages=[]), ["field 'stages'", "add a list of stages"]),
     "missing_required_field": (lambda s: stage(s, "r1_zero").pop("task"), ["field 'task'", "required", "add it"]),
+    "trl_option_misspelled": (lambda s: stage(s, "r1_zero").update(trl={"mask_truncated_complections": True}),
+                              ["stage 'r1_zero'", "field 'trl.mask_truncated_complections'", "GRPOConfig",
+                               "did you mean 'mask_truncated_completions'"]),
+    "trl_option_wrong_type": (lambda s: stage(s, "sft").update(trl={"packing": "yes"}),
+                              ["stage 'sft'", "field 'trl.packing'", "'yes'", "takes bool"]),
+    "trl_option_ours": (lambda s: stage(s, "reward_helpful").update(trl={"num_train_epochs": 3}),
+                        ["field 'trl.num_train_epochs'", "our field 'epochs'", "set epochs in the stage"]),
+    "unknown_tracker": (lambda s: s.update(report_to=["tensorbord"]),
+                        ["field 'report_to'", "did you mean 'tensorboard'", "none"]),
 }
 
 

@@ -37,13 +37,14 @@ Run it alone: ``r1 run configs/tiny.yaml --only r1_zero``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 from r1pipeline.stages.common import (Dtype, Lora, check_lora, check_model_ref, check_rewards, check_task,
                                       reward_stage_refs, task_files)
+from r1pipeline.stages.trl_options import check_trl_block
 
 DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
@@ -66,7 +67,7 @@ class Config(StageConfig):
     warmup_steps: int = Field(0, ge=0)
     beta: float = Field(0.0, ge=0, description="KL penalty coefficient (paper: 0.001)")
     epsilon: float = Field(0.2, gt=0, description="clip range (paper R1 stage: 10)")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     temperature: float = Field(1.0, gt=0, description="rollout temperature (paper: 1.0)")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -92,11 +93,26 @@ class Config(StageConfig):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory, more compute "
                            "(TRL's default is on; worth it for large models on GPUs, not on a CPU)")
+    trl: dict[str, Any] = Field({}, description="any other GRPOConfig option, e.g. "
+                                "{mask_truncated_completions: true}; checked against the installed TRL")
 
     non_result_fields = frozenset({"checkpoint_every", "eval_every", "eval_prompts", "gradient_checkpointing",
                                    "micro_batch_size"})
-    late_fields = frozenset({"engine", "lora"})  # engine: hf, lora: none keep the hash of earlier runs
+    late_fields = frozenset({"engine", "lora", "trl"})  # engine: hf, lora: none, trl: {} keep earlier runs' hash
     makes_model = True
+    trl_config: ClassVar[str] = "GRPOConfig"
+    # TRL's fields that trl_args sets from ours (a trl: block may not name them): TRL's -> ours
+    trl_named: ClassVar[dict[str, str]] = {
+        "max_steps": "steps", "learning_rate": "learning_rate", "lr_scheduler_type": "lr_scheduler",
+        "warmup_steps": "warmup_steps", "max_grad_norm": "max_grad_norm",
+        "per_device_train_batch_size": "micro_batch_size", "gradient_accumulation_steps": "micro_batch_size",
+        "steps_per_generation": "mini_batches", "generation_batch_size": "generation_batch_size",
+        "num_generations": "num_generations", "num_iterations": "num_iterations", "beta": "beta",
+        "epsilon": "epsilon", "loss_type": "loss_type", "scale_rewards": "scale_rewards",
+        "temperature": "temperature", "top_p": "top_p", "max_completion_length": "max_completion_length",
+        "sync_ref_model": "ref_model_sync_steps", "ref_model_sync_steps": "ref_model_sync_steps",
+        "reward_weights": "rewards", "gradient_checkpointing": "gradient_checkpointing",
+        "use_vllm": "engine", "vllm_mode": "engine"}
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] * (self.init in stage_names) + reward_stage_refs(self.rewards, stage_names)
@@ -113,6 +129,7 @@ class Config(StageConfig):
         problems = check_model_ref(self.name, "init", self.init, spec) + check_lora(self.name, self.lora)
         problems += check_task(self.name, "task", self.task, spec)
         problems += check_rewards(self.name, self.rewards, spec)
+        problems += check_trl_block(self.name, self.trl_config, self.trl, self.trl_named)
         if self.generation_batch_size % self.num_generations:
             problems.append(Problem(
                 self.name, "generation_batch_size",
@@ -162,7 +179,8 @@ class Config(StageConfig):
 
 
 def trl_args(cfg: Config, ctx: StageContext):
-    """Our config -> TRL's ``GRPOConfig``. Everything not named here keeps TRL's default.
+    """Our config -> TRL's ``GRPOConfig``. Everything not named here keeps TRL's default, unless
+    the stage's ``trl:`` block sets it (that block is applied last).
 
     Batch sizes are global: with N processes each takes ``generation_batch_size / (mini_batches * N)``
     completions per optimizer step, and TRL's generation batch, ``per_device_train_batch_size * N *
@@ -183,7 +201,7 @@ def trl_args(cfg: Config, ctx: StageContext):
     mine = cfg.generation_batch_size // (cfg.mini_batches * distributed.world_size())
     micro = cfg.micro_batch_size or mine
     accumulate = mine // micro
-    return GRPOConfig(
+    ours = dict(
         **trainer_args(cfg, ctx),
         max_steps=cfg.steps,
         learning_rate=cfg.learning_rate,
@@ -210,6 +228,7 @@ def trl_args(cfg: Config, ctx: StageContext):
         gradient_checkpointing=cfg.gradient_checkpointing,
         **(grpo_kwargs(cfg.engine) if cfg.engine in TRL_ENGINES else {}),
     )
+    return GRPOConfig(**{**ours, **cfg.trl})
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:

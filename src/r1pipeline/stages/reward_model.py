@@ -13,13 +13,14 @@ Run alone: ``r1 run configs/tiny.yaml --only reward_helpful``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 from r1pipeline.stages.common import (Dtype, Lora, check_data_file, check_lora, check_model_ref, check_split,
                                       check_task, task_files)
+from r1pipeline.stages.trl_options import check_trl_block
 from r1pipeline.tasks.rows import PAIRS
 
 DISTRIBUTED = True  # data-parallel on every process of a multi-process run
@@ -47,10 +48,17 @@ class Config(StageConfig):
     checkpoint_every: int = Field(100, gt=0)
     dtype: Dtype = "auto"
     lora: Lora | None = Field(None, description="LoRA adapters on the backbone (merged into the saved model)")
+    trl: dict[str, Any] = Field({}, description="any other RewardConfig option, e.g. "
+                                "{center_rewards_coefficient: 0.01}; checked against the installed TRL")
 
     non_result_fields = frozenset({"checkpoint_every"})
-    late_fields = frozenset({"lora"})
+    late_fields = frozenset({"lora", "trl"})
     makes_model = True
+    trl_config: ClassVar[str] = "RewardConfig"
+    # TRL's fields that trl_args sets from ours (a trl: block may not name them): TRL's -> ours
+    trl_named: ClassVar[dict[str, str]] = {
+        "num_train_epochs": "epochs", "learning_rate": "learning_rate",
+        "per_device_train_batch_size": "batch_size", "max_length": "max_length"}
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] if self.init in stage_names else []
@@ -63,6 +71,7 @@ class Config(StageConfig):
 
     def check(self, spec) -> list[Problem]:
         problems = check_model_ref(self.name, "init", self.init, spec) + check_lora(self.name, self.lora)
+        problems += check_trl_block(self.name, self.trl_config, self.trl, self.trl_named)
         p = self.pairs
         if (p.task is None) == (p.file is None):
             return problems + [Problem(self.name, "pairs", "give exactly one of task or file",
@@ -131,14 +140,27 @@ def pair_accuracy(model, tokenizer, pairs: list[dict], view: str, batch_size: in
     return sum(c > r for c, r in zip(chosen, rejected)) / max(1, len(pairs))
 
 
-def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
-    from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from trl import RewardConfig, RewardTrainer
+def trl_args(cfg: Config, ctx: StageContext):
+    """Our config -> TRL's ``RewardConfig``; the stage's ``trl:`` block is applied last."""
+    from trl import RewardConfig
 
     from r1pipeline import distributed
     from r1pipeline.stages.common import per_process
-    from r1pipeline.stages.rl_support import MetricsCallback, save_model, train_resumable, trainer_args
+    from r1pipeline.stages.rl_support import trainer_args
+
+    ours = dict(
+        **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=per_process(ctx.name, "batch_size", cfg.batch_size, distributed.world_size()),
+        max_length=cfg.max_length, lr_scheduler_type="linear")
+    return RewardConfig(**{**ours, **cfg.trl})
+
+
+def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardTrainer
+
+    from r1pipeline.stages.rl_support import MetricsCallback, save_model, train_resumable
 
     train, test = load_pairs(cfg, ctx.seed, spec_base)
     path = ctx.model_path(cfg.init)
@@ -147,10 +169,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     model.config.pad_token_id = tokenizer.pad_token_id
     rows = [{"chosen": view_text(r["prompt"], r["chosen"], cfg.view),
              "rejected": view_text(r["prompt"], r["rejected"], cfg.view)} for r in train]
-    args = RewardConfig(
-        **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=per_process(ctx.name, "batch_size", cfg.batch_size, distributed.world_size()),
-        max_length=cfg.max_length, lr_scheduler_type="linear")
+    args = trl_args(cfg, ctx)
     accuracy_before = pair_accuracy(model, tokenizer, test, cfg.view)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer,

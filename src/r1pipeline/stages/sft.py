@@ -13,12 +13,13 @@ fields). Run alone: ``r1 run configs/tiny.yaml --only sft``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
 from r1pipeline.stages.common import Dtype, Lora, check_data_file, check_lora, check_model_ref, check_split
+from r1pipeline.stages.trl_options import check_trl_block
 from r1pipeline.tasks.rows import SFT_ROWS
 
 DISTRIBUTED = True  # data-parallel on every process of a multi-process run
@@ -39,10 +40,19 @@ class Config(StageConfig):
     checkpoint_every: int = Field(50, gt=0)
     dtype: Dtype = "auto"
     lora: Lora | None = Field(None, description="train LoRA adapters (merged into the saved model)")
+    trl: dict[str, Any] = Field({}, description="any other SFTConfig option, e.g. "
+                                "{packing: true}; checked against the installed TRL")
 
     non_result_fields = frozenset({"checkpoint_every"})
-    late_fields = frozenset({"lora"})
+    late_fields = frozenset({"lora", "trl"})
     makes_model = True
+    trl_config: ClassVar[str] = "SFTConfig"
+    # TRL's fields that trl_args sets from ours (a trl: block may not name them): TRL's -> ours
+    trl_named: ClassVar[dict[str, str]] = {
+        "num_train_epochs": "epochs", "learning_rate": "learning_rate", "lr_scheduler_type": "lr_scheduler",
+        "warmup_steps": "warmup_ratio", "per_device_train_batch_size": "batch_size",
+        "gradient_accumulation_steps": "batch_size", "max_length": "max_length",
+        "completion_only_loss": "completion_only"}
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [self.init] * (self.init in stage_names) + [d for d in self.data if d in stage_names]
@@ -55,6 +65,7 @@ class Config(StageConfig):
 
     def check(self, spec) -> list[Problem]:
         problems = check_model_ref(self.name, "init", self.init, spec) + check_lora(self.name, self.lora)
+        problems += check_trl_block(self.name, self.trl_config, self.trl, self.trl_named)
         for i, d in enumerate(self.data):
             if d in spec.stage_names:
                 if not spec.stage(d).makes_data:
@@ -84,13 +95,14 @@ def load_rows(cfg: Config, ctx: StageContext, spec_base: str) -> list[dict[str, 
 
 
 def trl_args(cfg: Config, ctx: StageContext):
+    """Our config -> TRL's ``SFTConfig``; the stage's ``trl:`` block is applied last."""
     from trl import SFTConfig
 
     from r1pipeline import distributed
     from r1pipeline.stages.common import per_process
     from r1pipeline.stages.rl_support import trainer_args
 
-    return SFTConfig(
+    ours = dict(
         **trainer_args(cfg, ctx), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
         per_device_train_batch_size=per_process(ctx.name, "batch_size", cfg.batch_size, distributed.world_size()),
@@ -98,6 +110,7 @@ def trl_args(cfg: Config, ctx: StageContext):
         max_length=cfg.max_length, completion_only_loss=cfg.completion_only, packing=False,
         shuffle_dataset=True,
     )
+    return SFTConfig(**{**ours, **cfg.trl})
 
 
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
