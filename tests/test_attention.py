@@ -5,16 +5,16 @@ import json
 
 import pytest
 
-from r1pipeline import attention, precision
+from r1pipeline import attention, machine_cache
 
 KEY = "machine|dtype=float32|step=tiny"
 
 
 @pytest.fixture
 def cache(monkeypatch, tmp_path):
-    monkeypatch.setenv(precision.ENV_CACHE, str(tmp_path))
+    monkeypatch.setenv(machine_cache.ENV_CACHE, str(tmp_path))
     monkeypatch.delenv(attention.ENV_FORCE, raising=False)
-    monkeypatch.setattr(precision, "machine_load", lambda: 0.1)
+    monkeypatch.setattr(machine_cache, "machine_load", lambda: 0.1)
     return tmp_path / attention.CACHE_FILE
 
 
@@ -78,7 +78,7 @@ def test_another_key_measures_again(cache):
 
 
 def test_a_busy_machine_measures_but_does_not_cache(cache, monkeypatch):
-    monkeypatch.setattr(precision, "machine_load", lambda: 3.0)
+    monkeypatch.setattr(machine_cache, "machine_load", lambda: 3.0)
     step, _ = fake_step({"sdpa": 0.4, "eager": 0.2}, [])
     d = attention.resolve("auto", step=step, key=KEY)
     assert d.source == "measured" and "load" in d.record()["not_cached"] and not cache.exists()

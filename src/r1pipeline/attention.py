@@ -29,9 +29,9 @@ eager attention (True as +1, False as 0: every token sees every other, the futur
   numbers drawn) runs for each kernel, interleaved, ``ROUNDS`` times after a warm-up, and the best
   time of each counts. ``eager`` is chosen only when it is at least ``MARGIN`` times faster: sdpa
   is what every other stage and every user's model runs.
-* A cache next to the precision cache (``attention.json``, same folder rules and atomic writes as
-  ``precision.py``), keyed by the caller's ``key`` (machine, torch, threads, dtype, shapes); a
-  measurement on a busy machine (load per core over ``precision.BUSY``) is used, not cached.
+* A cache, ``attention.json`` beside the precision cache (``machine_cache.py``), keyed by the
+  caller's ``key`` (machine, torch, threads, dtype, shapes); a measurement on a busy machine is
+  used, not cached.
 * ``R1_ATTENTION_AUTO=sdpa`` (or ``eager``) makes ``auto`` that kernel without measuring;
   ``R1_ATTENTION_AUTO=measure`` measures again and updates the cache.
 
@@ -46,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from r1pipeline import precision
+from r1pipeline import machine_cache, precision
 
 IMPLEMENTATIONS = ("sdpa", "eager")
 CHOICES = ("auto", *IMPLEMENTATIONS)
@@ -138,17 +138,17 @@ def resolve(requested: str, *, step: Callable[[str], None], key: str, device: st
         return AttentionDecision(forced, f"{ENV_FORCE}={forced} in the environment", "env")
     if precision.device_type(device) != "cpu":
         return AttentionDecision("sdpa", "fused kernels on this device", "device")
-    path = precision.cache_path().with_name(CACHE_FILE)
-    cached = precision.read_cache(path).get(key) if forced != "measure" else None
+    path = machine_cache.cache_dir() / CACHE_FILE
+    cached = machine_cache.read_entries(path).get(key) if forced != "measure" else None
     if _valid(cached):
         seconds = {impl: float(cached["seconds"][impl]) for impl in IMPLEMENTATIONS}
         return AttentionDecision(*decide(seconds), "cached", seconds=seconds, extra={"cache": str(path)})
     seconds = time_steps(step)
-    load = precision.machine_load()
+    load = machine_cache.machine_load()
     extra: dict[str, Any] = {"cache": str(path), "load_per_core": load}
-    if load is not None and load > precision.BUSY:
+    if machine_cache.busy(load):
         extra["not_cached"] = f"load {load:.2f} per core while measuring"
-    elif not precision.write_entry(path, key, {"seconds": seconds}):
+    elif not machine_cache.write_entry(path, key, {"seconds": seconds}):
         extra["not_cached"] = "the cache folder is not writable"
     return AttentionDecision(*decide(seconds), "measured", seconds=seconds, extra=extra)
 

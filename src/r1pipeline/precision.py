@@ -35,11 +35,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+from r1pipeline import machine_cache
+from r1pipeline.machine_cache import BUSY, ENV_CACHE, machine_load  # noqa: F401  (callers and tests name them here)
 
 Shape = tuple[int, int, int]  # (m, k, n): (m, k) activations times an (n, k) weight, as nn.Linear
 CONCRETE = ("float32", "bfloat16")
@@ -49,9 +51,8 @@ FLOP_CAP = 2e8        # per probed GEMM (2mkn): about 5 ms in fp32 and 0.1 s in 
 MIN_ROWS = 16         # ... except that a GEMM keeps 16 rows (a 7B model's MLP: ~2e9 FLOP), not a GEMV
 ROUNDS = 4            # interleaved fp32/bf16 samples per shape (ABAB: a burst of load hits both)
 MIN_SAMPLE = 2e-3     # seconds: a timed sample repeats the GEMM until it lasts about this long
-BUSY = 1.0            # load average per core above which a measurement is used but not cached
 DEFAULT_SHAPES_OF = (576, 1536, 512)  # (hidden, intermediate, tokens): SmolLM2-135M, when unknown
-ENV_FORCE, ENV_CACHE = "R1_DTYPE_AUTO", "R1_CACHE_DIR"
+ENV_FORCE = "R1_DTYPE_AUTO"
 CACHE_FILE, CACHE_VERSION = "precision.json", 1
 # /proc/cpuinfo flags that bear on bf16 and vector width (x86 "flags", aarch64 "Features")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_ne_convert", "asimd", "bf16", "sve", "i8mm")
@@ -347,21 +348,9 @@ def _halves_agree(halves: list[tuple[float, float]]) -> bool:
     return sides[0] == sides[1]
 
 
-def machine_load() -> float | None:
-    """The 1-minute load average per CPU core (None where the OS has none)."""
-    try:
-        return round(os.getloadavg()[0] / (os.cpu_count() or 1), 2)
-    except (OSError, AttributeError):
-        return None
-
-
 def cache_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where measured rates are kept (see the module docstring for the order of the variables)."""
-    env = os.environ if env is None else env
-    if env.get(ENV_CACHE) or env.get("R1_CACHE"):
-        return Path(env.get(ENV_CACHE) or env["R1_CACHE"]).expanduser() / CACHE_FILE
-    base = Path(env.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
-    return base / "r1pipeline" / CACHE_FILE
+    """Where measured rates are kept (``machine_cache.cache_dir``)."""
+    return machine_cache.cache_dir(env) / CACHE_FILE
 
 
 def cache_key(facts: Facts, threads: int, shapes: Sequence[Shape], torch_version: str) -> str:
@@ -377,34 +366,12 @@ def cache_key(facts: Facts, threads: int, shapes: Sequence[Shape], torch_version
 
 def read_cache(path: Path) -> dict[str, Any]:
     """The cache's entries; {} for a missing, unreadable or malformed file (it is rewritten later)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
+    return machine_cache.read_entries(path, CACHE_VERSION)
 
 
 def write_cache(path: Path, key: str, measurement: Measurement) -> bool:
     """Add one measurement, atomically; False when it could not."""
-    return write_entry(path, key, asdict(measurement))
-
-
-def write_entry(path: Path, key: str, entry: dict[str, Any]) -> bool:
-    """Add one entry to a cache file of this format (``attention.py`` keeps one too), atomically
-    (a temporary file renamed over the old one); False when it could not."""
-    entries = read_cache(path)
-    entries[key] = {**entry, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".precision-", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1)
-        os.replace(tmp, path)
-    except OSError:
-        return False
-    return True
+    return machine_cache.write_entry(path, key, asdict(measurement), CACHE_VERSION)
 
 
 def cached_measurement(entry: Any) -> Measurement | None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from r1pipeline import precision
+from r1pipeline import machine_cache
 from r1pipeline.rollout import base, choice
 
 SMOL_LIKE = {"model_type": "llama", "hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3,
@@ -20,7 +20,7 @@ def model_dir(tmp_path):
 @pytest.fixture
 def vllm_on_cpu(monkeypatch):
     monkeypatch.setattr(base, "vllm_available", lambda: True)
-    monkeypatch.setattr(precision, "machine_load", lambda: 0.1)  # an idle machine: measurements are cached
+    monkeypatch.setattr(machine_cache, "machine_load", lambda: 0.1)  # an idle machine: measurements are cached
     monkeypatch.delenv(choice.ENV, raising=False)
 
 
@@ -86,7 +86,7 @@ def test_another_model_shape_is_measured_again(vllm_on_cpu, model_dir, tmp_path)
 
 
 def test_a_busy_machine_measures_but_does_not_cache(vllm_on_cpu, monkeypatch, model_dir, tmp_path):
-    monkeypatch.setattr(precision, "machine_load", lambda: 3.0)
+    monkeypatch.setattr(machine_cache, "machine_load", lambda: 3.0)
     rate, _ = timings(hf=100.0, vllm=300.0)
     got = choice.choose(model_dir, "cpu", rate=rate, cache=tmp_path / "e.json")
     assert got.kind == "vllm" and "not cached" in got.why and not (tmp_path / "e.json").exists()

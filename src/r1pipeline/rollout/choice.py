@@ -16,9 +16,9 @@ shapes and in the dtype each would use:
   (AMX, busy cores) vLLM decoded 5,091 tokens/s against our HF engine's 3,236 but took 74 s to
   start, more than it saves over R1-Zero's ~0.7M tokens; without a token count, tokens/s
   decides. An engine that fails to start or to generate counts as not there, its error kept;
-* the cache: ``engines.json`` beside precision's cache (``precision.cache_path()``), keyed by CPU,
+* the cache: ``engines.json`` beside precision's cache (``machine_cache.py``), keyed by CPU,
   ISA flags, torch version, threads and the model's shape (not its weights), holding rates, not
-  choices. A measurement taken while the machine is busy (load above ``precision.BUSY`` per core)
+  choices. A measurement taken while the machine is busy (load above ``machine_cache.BUSY`` per core)
   is used but not cached. ``R1_ENGINE_AUTO=hf|vllm`` forces a choice; ``=measure`` measures again.
 
 ``choose`` returns a ``Choice`` whose ``record()`` a stage keeps in its manifest.
@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
+from r1pipeline import machine_cache
 from r1pipeline.rollout import base
 from r1pipeline.rollout.base import GENERATION_ROWS
 
@@ -107,35 +107,18 @@ def cache_key(model_path: str | Path, threads: int) -> str:
 
 
 def cache_path() -> Path:
-    from r1pipeline import precision
-
-    return precision.cache_path().parent / CACHE_FILE
+    return machine_cache.cache_dir() / CACHE_FILE
 
 
 def read_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    ok = isinstance(data, dict) and data.get("version") == CACHE_VERSION and isinstance(data.get("entries"), dict)
-    return data["entries"] if ok else {}
+    return machine_cache.read_entries(path, CACHE_VERSION)
 
 
 def write_cache(path: Path, key: str, rates: Mapping[str, float | None],
                 start_seconds: Mapping[str, float] | None = None) -> bool:
     """Add one entry atomically; False when the folder cannot be written."""
-    entries = read_cache(path)
-    entries[key] = {"rates": dict(rates), "start_seconds": dict(start_seconds or {}),
-                    "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".engines-", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1)
-        os.replace(tmp, path)
-    except OSError:
-        return False
-    return True
+    entry = {"rates": dict(rates), "start_seconds": dict(start_seconds or {})}
+    return machine_cache.write_entry(path, key, entry, CACHE_VERSION)
 
 
 def measure(kind: Kind, model_path: str | Path) -> tuple[float, float]:
@@ -181,8 +164,6 @@ def choose(model_path: str | Path, device: str | None = None, *, tokens: int | N
 
 
 def _measured(model_path, rate, path: Path, tokens: int | None, remeasure: bool) -> Choice:
-    from r1pipeline import precision
-
     import torch
 
     key = cache_key(model_path, torch.get_num_threads())
@@ -200,10 +181,10 @@ def _measured(model_path, rate, path: Path, tokens: int | None, remeasure: bool)
             rates[kind], starts[kind] = round(tokens_per_s, 1), round(start_s, 1)
         except Exception as e:  # an engine that cannot start here is not a choice
             rates[kind], errors[kind] = None, f"{type(e).__name__}: {str(e)[:300]}"
-    load = precision.machine_load()
-    if any(rates.values()) and (load is None or load <= precision.BUSY):
+    load = machine_cache.machine_load()
+    if any(rates.values()) and not machine_cache.busy(load):
         write_cache(path, key, rates, starts)
     kind, why = decide(rates, starts, tokens)
-    if load is not None and load > precision.BUSY:
+    if machine_cache.busy(load):
         why += f" (load {load} per core: not cached)"
     return Choice(kind, "measured", why, rates, errors, starts, tokens)
