@@ -85,12 +85,12 @@ def evaluated(tmp_path: Path, monkeypatch):
     calls = []
 
     def fake_sample_sets(config, path, jobs, label):
-        calls.append([(len(prompts), max_new, seed) for prompts, max_new, seed in jobs])
-        return [canned(prompts, max_new) for prompts, max_new, _ in jobs]
+        calls.append([(len(j.prompts), j.max_new_tokens, j.seed, j.k, j.temperature) for j in jobs])
+        return [canned(j.prompts, j.max_new_tokens) for j in jobs]
 
     monkeypatch.setattr(evaluate, "sample_sets", fake_sample_sets)
     config = cfg(sets={"hard": {"task": {"source": "tiny_product", "n_digits": 6}, "n_prompts": 3,
-                                "max_new_tokens": 40, "models": ["b"]}})
+                                "max_new_tokens": 40, "models": ["b"], "temperature": 1.0}})
     ctx = StageContext(name="evaluate", dir=tmp_path / "evaluate", run_dir=tmp_path, seed=0,
                        input_dirs={"a": tmp_path / "a", "b": tmp_path / "b"})
     summary = evaluate.run(config, ctx, str(CONFIGS))
@@ -107,8 +107,10 @@ def test_the_main_set_keeps_its_summary_keys_and_extra_sets_go_under_sets(evalua
     hard = summary["sets"]["hard"]
     assert hard["n_prompts"] == 3 and hard["max_new_tokens"] == 40 and list(hard["models"]) == ["b"]
     # model a answers the main and general prompts only; b also the hard set, at its own length and seed
-    assert calls[0] == [(4 + 4, 24, 0)]
-    assert calls[1][0] == (8, 24, 0) and calls[1][1][:2] == (3, 40) and calls[1][1][2] != 0
+    k = summary["k"]
+    assert calls[0] == [(4 + 4, 24, 0, k, 0.6)]
+    assert calls[1][0] == (8, 24, 0, k, 0.6) and calls[1][1][:2] == (3, 40) and calls[1][1][2] != 0
+    assert calls[1][1][3:] == (k, 1.0) and (hard["k"], hard["temperature"]) == (k, 1.0)  # its own temperature
 
 
 def test_samples_name_their_set_and_general_rows_carry_the_oracle(evaluated):
@@ -129,8 +131,8 @@ def test_general_models_answer_the_general_prompts_and_the_others_only_reasoning
     calls = []
 
     def fake_sample_sets(config, path, jobs, label):
-        calls.append(sum(len(prompts) for prompts, _, _ in jobs))
-        return [canned(prompts, max_new) for prompts, max_new, _ in jobs]
+        calls.append(sum(len(j.prompts) for j in jobs))
+        return [canned(j.prompts, j.max_new_tokens) for j in jobs]
 
     monkeypatch.setattr(evaluate, "sample_sets", fake_sample_sets)
     ctx = StageContext(name="evaluate", dir=tmp_path / "evaluate", run_dir=tmp_path, seed=0,
@@ -154,3 +156,11 @@ def test_a_finding_on_the_general_rows_of_a_model_that_does_not_answer_them_is_a
 
     block = cfg(general_models=["b"]).model_dump(mode="json")
     assert sets_of(block)["general"] == ["b"] and sets_of(block)["heldout"] == ["a", "b"]
+
+
+def test_a_set_without_its_own_sampling_keeps_the_hash_and_one_with_it_changes_it():
+    plain = {"hard": {"task": {"source": "tiny_product", "n_digits": 6}}}
+    assert "k" not in cfg(sets=plain).hashed_config()["sets"]["hard"]
+    hotter = {"hard": {**plain["hard"], "temperature": 1.0}}
+    assert cfg(sets=hotter).hashed_config() != cfg(sets=plain).hashed_config()
+    assert cfg(sets={"hard": {**plain["hard"], "k": 16}}).set_sampling("hard") == (16, 0.6)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,6 +67,10 @@ class EvalSet(BaseModel):
     max_new_tokens: int | None = Field(None, gt=0, description="default: the stage's max_new_tokens")
     models: list[str] | None = Field(None, min_length=1, description="a subset of the stage's models "
                                                                      "(default: all of them)")
+    k: int | None = Field(None, gt=0, description="samples per prompt; default: the stage's k")
+    temperature: float | None = Field(None, gt=0, description="default: the stage's temperature")
+
+    optional: ClassVar[tuple[str, ...]] = ("k", "temperature")  # left out of the stage's hash while unset (earlier runs keep theirs)
 
 
 class Config(StageConfig):
@@ -103,6 +107,19 @@ class Config(StageConfig):
     # earlier runs; whatever auto resolves to is in the manifest, not the hash
     late_fields = frozenset({"engine", "dtype", "sets", "general_models"})
     makes_data = True
+
+    def hashed_config(self) -> dict[str, Any]:
+        out = super().hashed_config()
+        for es in out.get("sets", {}).values():
+            for name in EvalSet.optional:
+                if es.get(name) is None:
+                    es.pop(name, None)
+        return out
+
+    def set_sampling(self, name: str) -> tuple[int, float]:
+        """(k, temperature) of the extra set ``name``: its own where it sets them, else the stage's."""
+        es = self.sets[name]
+        return es.k or self.k, es.temperature or self.temperature
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         refs = [*self.models, *self.reward_models.values()]
@@ -191,18 +208,28 @@ def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str, ma
     HF: a collective, every process generates its share and gets all completions. vLLM: rank 0
     generates everything (one engine per machine), the other processes get None.
     """
-    out = sample_sets(cfg, path, [(prompts, max_new_tokens or cfg.max_new_tokens, seed)], label)
+    job = Job(prompts, max_new_tokens or cfg.max_new_tokens, seed, cfg.k, cfg.temperature)
+    out = sample_sets(cfg, path, [job], label)
     return None if out is None else out[0]
 
 
-def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], label: str):
-    """``sample`` for several (prompts, max_new_tokens, seed) jobs, loading the model once."""
+class Job(NamedTuple):
+    """One call's worth of sampling: ``k`` completions of each prompt at ``temperature``."""
+
+    prompts: list[str]
+    max_new_tokens: int
+    seed: int
+    k: int
+    temperature: float
+
+
+def sample_sets(cfg: Config, path: str, jobs: list[Job], label: str):
+    """``sample`` for several jobs, loading the model once (top-p, engine and dtype: the stage's)."""
     from r1pipeline.progress import progress_bar
     from r1pipeline.rollout.base import make_engine, resolve_kind
 
-    total = sum(len(prompts) for prompts, _, _ in jobs) * cfg.k
-    sampling = dict(num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p)
-    tokens = sum(len(prompts) * max_new for prompts, max_new, _ in jobs) * cfg.k  # at most
+    total = sum(len(j.prompts) * j.k for j in jobs)
+    tokens = sum(len(j.prompts) * j.max_new_tokens * j.k for j in jobs)  # at most
     kind = resolve_kind(cfg.engine, path, tokens) if distributed.is_main() else None
     if distributed.broadcast_object(kind) == "vllm":
         if not distributed.is_main():
@@ -211,9 +238,10 @@ def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], 
         try:
             with progress_bar(label, total=total) as bar:
                 out = []
-                for prompts, max_new, seed in jobs:
-                    out.append(engine.generate(prompts, max_new_tokens=max_new, seed=seed, **sampling))
-                    bar.update(len(prompts) * cfg.k)
+                for j in jobs:
+                    out.append(engine.generate(j.prompts, max_new_tokens=j.max_new_tokens, seed=j.seed,
+                                               num_samples=j.k, temperature=j.temperature, top_p=cfg.top_p))
+                    bar.update(len(j.prompts) * j.k)
             return out
         finally:
             engine.close()
@@ -227,8 +255,9 @@ def sample_sets(cfg: Config, path: str, jobs: list[tuple[list[str], int, int]], 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(distributed.device())
     with progress_bar(label, total=total) as bar:
-        return [generate(model, tokenizer, prompts, batch_size=cfg.batch_size, shard=True, progress=bar,
-                         max_new_tokens=max_new, seed=seed, **sampling) for prompts, max_new, seed in jobs]
+        return [generate(model, tokenizer, j.prompts, batch_size=cfg.batch_size, shard=True, progress=bar,
+                         max_new_tokens=j.max_new_tokens, seed=j.seed, num_samples=j.k,
+                         temperature=j.temperature, top_p=cfg.top_p) for j in jobs]
 
 
 def set_seed(seed: int, name: str) -> int:
@@ -267,9 +296,10 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     for name in cfg.models:
         mine = [s for s in cfg.sets if name in cfg.set_models(s)]
         gen = general_prompts if cfg.answers_general(name) else []
-        jobs = [(prompts + gen, cfg.max_new_tokens, ctx.seed)]  # as before sets: same numbers
-        jobs += [([render(cfg.template, r["question"]) for r in extra[s]],
-                  cfg.sets[s].max_new_tokens or cfg.max_new_tokens, set_seed(ctx.seed, s)) for s in mine]
+        jobs = [Job(prompts + gen, cfg.max_new_tokens, ctx.seed, cfg.k, cfg.temperature)]  # as before sets
+        jobs += [Job([render(cfg.template, r["question"]) for r in extra[s]],
+                     cfg.sets[s].max_new_tokens or cfg.max_new_tokens, set_seed(ctx.seed, s),
+                     *cfg.set_sampling(s)) for s in mine]
         path = ctx.model_path(name)
         dtype = ctx.record_precision(name, precision.resolve_agreed(
             cfg.dtype, precision.config_shapes(path, cfg.batch_size) if cfg.dtype == "auto" else None))
@@ -296,7 +326,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
                "top_p": cfg.top_p, "task_rows_dropped": getattr(task, "dropped", 0), "models": results}
     if cfg.sets:
         summary["sets"] = {s: {"n_prompts": len(extra[s]), "max_new_tokens": es.max_new_tokens or cfg.max_new_tokens,
-                               "models": sets[s]} for s, es in cfg.sets.items()}
+                               **dict(zip(("k", "temperature"), cfg.set_sampling(s))), "models": sets[s]}
+                           for s, es in cfg.sets.items()}
     from r1pipeline.trackers import scalars
 
     ctx.tracker.log(scalars({"models": results, **({"sets": sets} if cfg.sets else {})}, "eval"), 0)
