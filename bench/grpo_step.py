@@ -87,6 +87,13 @@ class StepTimes:
         return Timer()
 
 
+def training_dtype(model_path, tokens: int) -> str:
+    """The dtype ``auto`` picks for training at the model's shapes on this machine (measured, cached)."""
+    from r1pipeline import precision
+
+    return precision.resolve("auto", precision.config_shapes(model_path, tokens), "cpu").dtype
+
+
 def build_trainer(engine: str, model_path, args, out_dir: str, times: StepTimes):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -99,7 +106,11 @@ def build_trainer(engine: str, model_path, args, out_dir: str, times: StepTimes)
             for q, a in (QUESTIONS * 4)[:args.prompts * args.steps]]
     funcs, weights = reward_functions({"accuracy": 1.0, "format": 0.5})
     n = args.prompts * args.g
-    cfg = GRPOConfig(output_dir=out_dir, max_steps=args.steps, per_device_train_batch_size=n, num_generations=args.g,
+    # Training precision: what dtype auto picks here, for every contender (so that they differ in generation
+    # only). TRL's own default resolves bf16=None to True even on a CPU: on an AVX2-only one its first step at
+    # these sizes took 278 s (bf16 GEMMs at 1-2 GFLOP/s), so the baseline would never print its headline.
+    bf16 = training_dtype(model_path, n * args.tokens) == "bfloat16"
+    cfg = GRPOConfig(bf16=bf16, output_dir=out_dir, max_steps=args.steps, per_device_train_batch_size=n, num_generations=args.g,
                      max_completion_length=args.tokens, learning_rate=1e-6, beta=0.001, loss_type="dapo",
                      temperature=1.0, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
                      disable_tqdm=True, reward_weights=weights, seed=0, shuffle_dataset=False)
@@ -181,7 +192,8 @@ def main() -> None:
     facts = cpu_facts("cpu")
     print(f"SmolLM2-135M-Instruct GRPO: {args.prompts} prompts x G={args.g}, <= {args.tokens} new tokens, "
           f"{facts.cpu_model} ({facts.cpu_class}), torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}; training in {training_dtype(path, args.prompts * args.g * args.tokens)} "
+          f"for every contender (dtype auto; TRL's own default is bf16)")
     results = [run_engine(e, path, args) for e in args.engines.split(",")]
     print(" | ".join(f"{r['label']}: step {r['total']:.1f} s, generation {100 * r['generation'] / r['total']:.0f}%, "
                      f"sync {100 * r.get('weight sync', 0.0) / r['total']:.0f}%" for r in results))
