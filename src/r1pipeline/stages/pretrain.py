@@ -203,18 +203,20 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
             batch = docs[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             ids, labels, positions, mask = pack_batch(tokenizer, batch, cfg.model.max_length)
             mask = attention.mask_for(kernel, mask)
+            lr = lr_at(step, cfg)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr
             with autocast:
                 loss = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
+            value = loss.item()
+            loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
             tokens += int((labels != -100).sum()) + len(batch)  # the documents' tokens, not padding
-            ctx.metrics.log({"step": step + 1, "loss": loss.item(), "lr": lr_at(step, cfg)})
-            ctx.tracker.log({"train/loss": loss.item(), "train/learning_rate": lr_at(step, cfg)}, step + 1)
+            ctx.metrics.log({"step": step + 1, "loss": value, "lr": lr})
+            ctx.tracker.log({"train/loss": value, "train/learning_rate": lr}, step + 1)
             bar.update(1, description=f"{ctx.name}: pretrain loss {loss_ema:.3f}")
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(ctx.checkpoint_dir, step + 1, {
