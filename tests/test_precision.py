@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -157,7 +158,7 @@ def test_a_second_resolve_reads_the_cache(cache, monkeypatch):
         precision.cache_key(AVX2, torch.get_num_threads(), SHAPES, torch.__version__)]
 
 
-@pytest.mark.parametrize("change", ["threads", "torch", "cpu", "shapes"])
+@pytest.mark.parametrize("change", ["threads", "torch", "cpu", "shapes", "isa_limit"])
 def test_the_cache_misses_when_what_was_measured_changes(cache, monkeypatch, change):
     calls: list = []
     monkeypatch.setattr(precision, "probe", fake_probe(4.0, calls))
@@ -169,10 +170,22 @@ def test_the_cache_misses_when_what_was_measured_changes(cache, monkeypatch, cha
         monkeypatch.setattr(torch, "__version__", "9.9.9")
     elif change == "cpu":
         monkeypatch.setattr(precision, "machine_facts", lambda device: AMX)
+    elif change == "isa_limit":  # the same CPU run as an AVX2 one (ATEN_CPU_CAPABILITY=avx2 ...)
+        monkeypatch.setattr(precision, "machine_facts",
+                            lambda device: dataclasses.replace(AVX2, isa_limits=("ATEN_CPU_CAPABILITY=avx2",)))
     else:
         shapes = ((128, 32, 32),)
     assert precision.resolve("auto", shapes, "cpu").source == "measured" and len(calls) == 2
     assert len(json.loads(cache.read_text())["entries"]) == 2  # both kept
+
+
+def test_isa_limits_in_the_environment_reach_the_facts_and_the_manifest(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    facts = precision.cpu_facts("cpu", "model name : AMD EPYC\nflags : avx2 avx512f avx512_bf16")
+    assert facts.isa_limits == ("ONEDNN_MAX_CPU_ISA=AVX2",)
+    decision = precision.Decision("float32", "pinned", "spec", facts=facts)
+    assert decision.record()["isa_limits"] == ["ONEDNN_MAX_CPU_ISA=AVX2"]
 
 
 @pytest.mark.parametrize("garbage", ["{not json", '{"version": 1, "entries": []}', '["a list"]', ""])

@@ -55,6 +55,9 @@ DEFAULT_SHAPES_OF = (576, 1536, 512)  # (hidden, intermediate, tokens): SmolLM2-
 ENV_FORCE = "R1_DTYPE_AUTO"
 CACHE_FILE, CACHE_VERSION = "precision.json", 1
 # /proc/cpuinfo flags that bear on bf16 and vector width (x86 "flags", aarch64 "Features")
+# environment variables that cap the instructions torch, MKL and oneDNN use (an AVX-512 machine run as
+# an AVX2 one): rates measured under one cap say nothing of another, so they join the cache key
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_ne_convert", "asimd", "bf16", "sve", "i8mm")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
@@ -94,6 +97,7 @@ class Facts:
     cpu_model: str = ""
     isa: tuple[str, ...] = ()          # the ISA_FLAGS this CPU has
     cuda_bf16: bool | None = None      # torch.cuda.is_bf16_supported(), on a CUDA device
+    isa_limits: tuple[str, ...] = ()   # "NAME=value" of the ISA_LIMITS set in the environment
 
     @property
     def cpu_class(self) -> str:
@@ -149,6 +153,8 @@ class Decision:
                                "source": self.source, "device": self.device}
         if self.facts is not None:
             out.update(cpu=self.facts.cpu_model, arch=self.facts.arch, isa=list(self.facts.isa))
+            if self.facts.isa_limits:
+                out["isa_limits"] = list(self.facts.isa_limits)
         if self.measurement is not None:
             m = self.measurement
             out.update(gflops={d: None if r is None else round(r, 2) for d, r in m.gflops().items()},
@@ -191,6 +197,16 @@ def decide(gflops: Mapping[str, float | None] | None, facts: Facts, stable: bool
     return "float32", f"{verdict}, below the {BF16_MARGIN}x that bf16 needs{hint}"
 
 
+def isa_limits(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The ISA caps set in ``env`` (default: this process's), as ``NAME=value``.
+
+    >>> isa_limits({"ATEN_CPU_CAPABILITY": "avx2", "HOME": "/root"})
+    ('ATEN_CPU_CAPABILITY=avx2',)
+    """
+    env = os.environ if env is None else env
+    return tuple(f"{name}={env[name]}" for name in ISA_LIMITS if env.get(name))
+
+
 def cpu_facts(device: str, cpuinfo: str | None = None) -> Facts:
     """The CPU's model name and ISA flags (from /proc/cpuinfo where there is one).
 
@@ -210,7 +226,7 @@ def cpu_facts(device: str, cpuinfo: str | None = None) -> Facts:
     flags = set((fields.get("flags") or fields.get("features") or "").split())
     model = fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine()
     return Facts(device=device, arch=platform.machine(), cpu_model=model,
-                 isa=tuple(f for f in ISA_FLAGS if f in flags))
+                 isa=tuple(f for f in ISA_FLAGS if f in flags), isa_limits=isa_limits())
 
 
 def device_type(device: str | None) -> str:
@@ -228,7 +244,8 @@ def machine_facts(device: str) -> Facts:
     if device == "cuda":
         import torch
 
-        return Facts(device, facts.arch, torch.cuda.get_device_name(), facts.isa, torch.cuda.is_bf16_supported())
+        return Facts(device, facts.arch, torch.cuda.get_device_name(), facts.isa, torch.cuda.is_bf16_supported(),
+                     facts.isa_limits)
     return facts
 
 
@@ -358,9 +375,13 @@ def cache_key(facts: Facts, threads: int, shapes: Sequence[Shape], torch_version
 
     >>> cache_key(Facts("cpu", "x86_64", "AMD EPYC", ("avx2",)), 2, [(8, 16, 32)], "2.13.0")
     'cpu=AMD EPYC|arch=x86_64|isa=avx2|torch=2.13.0|threads=2|device=cpu|shapes=8x16x32'
+    >>> cache_key(Facts("cpu", "x86_64", "AMD EPYC", ("avx2", "avx512f"), isa_limits=("ONEDNN_MAX_CPU_ISA=AVX2",)),
+    ...           2, [], "2.13.0").split("|")[2]
+    'isa=avx2+avx512f limited ONEDNN_MAX_CPU_ISA=AVX2'
     """
     shape_key = ",".join("x".join(str(v) for v in s) for s in shapes)
-    return (f"cpu={facts.cpu_model}|arch={facts.arch}|isa={'+'.join(facts.isa)}|torch={torch_version}"
+    isa = "+".join(facts.isa) + (" limited " + ",".join(facts.isa_limits) if facts.isa_limits else "")
+    return (f"cpu={facts.cpu_model}|arch={facts.arch}|isa={isa}|torch={torch_version}"
             f"|threads={threads}|device={facts.device}|shapes={shape_key}")
 
 
