@@ -59,13 +59,16 @@ def cpu_model(cpuinfo: str) -> str:
     return cpu_facts("cpu", cpuinfo).cpu_model
 
 
-def cpu_class(cpuinfo: str) -> str:
-    """``AMX``, ``AVX-512``, ``AVX2`` or the architecture, from /proc/cpuinfo text.
+def cpu_class(cpuinfo: str, env: dict[str, str] | None = None) -> str:
+    """``AMX``, ``AVX-512``, ``AVX2`` or the architecture, from /proc/cpuinfo text (and the ISA caps
+    set in ``env``, default this process's environment).
 
-    >>> [cpu_class(f"flags : {f}") for f in ("sse4_2 avx2", "avx2 avx512f avx512_bf16", "avx512f amx_bf16")]
+    >>> [cpu_class(f"flags : {f}", {}) for f in ("sse4_2 avx2", "avx2 avx512f avx512_bf16", "avx512f amx_bf16")]
     ['AVX2', 'AVX-512', 'AMX']
+    >>> cpu_class("flags : avx2 avx512f", {"ATEN_CPU_CAPABILITY": "avx2"})
+    'AVX-512 capped by ATEN_CPU_CAPABILITY=avx2'
     """
-    return cpu_facts("cpu", cpuinfo).cpu_class
+    return cpu_facts("cpu", cpuinfo, env).cpu_class
 
 
 def precision_dtype(manifest: dict) -> str:

@@ -184,6 +184,7 @@ def test_isa_limits_in_the_environment_reach_the_facts_and_the_manifest(monkeypa
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     facts = precision.cpu_facts("cpu", "model name : AMD EPYC\nflags : avx2 avx512f avx512_bf16")
     assert facts.isa_limits == ("ONEDNN_MAX_CPU_ISA=AVX2",)
+    assert facts.cpu_class == "AVX-512 capped by ONEDNN_MAX_CPU_ISA=AVX2"
     decision = precision.Decision("float32", "pinned", "spec", facts=facts)
     assert decision.record()["isa_limits"] == ["ONEDNN_MAX_CPU_ISA=AVX2"]
 

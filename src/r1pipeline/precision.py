@@ -101,15 +101,15 @@ class Facts:
 
     @property
     def cpu_class(self) -> str:
-        """``AMX``, ``AVX-512``, ``AVX2`` or the architecture: what decides GEMM speed by dtype.
+        """``AMX``, ``AVX-512``, ``AVX2`` or the architecture: what decides GEMM speed by dtype (and
+        the environment's ISA caps, where set: an AVX-512 machine run as an AVX2 one says so).
 
         >>> Facts("cpu", "x86_64", isa=("avx2", "avx512f", "amx_bf16")).cpu_class, Facts("cpu", "aarch64").cpu_class
         ('AMX', 'aarch64')
         """
-        for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
-            if flag in self.isa:
-                return name
-        return self.arch or "unknown"
+        name = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+                     if flag in self.isa), self.arch or "unknown")
+        return f"{name} capped by {' '.join(self.isa_limits)}" if self.isa_limits else name
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,9 @@ def isa_limits(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(f"{name}={env[name]}" for name in ISA_LIMITS if env.get(name))
 
 
-def cpu_facts(device: str, cpuinfo: str | None = None) -> Facts:
-    """The CPU's model name and ISA flags (from /proc/cpuinfo where there is one).
+def cpu_facts(device: str, cpuinfo: str | None = None, env: Mapping[str, str] | None = None) -> Facts:
+    """The CPU's model name and ISA flags (from /proc/cpuinfo where there is one), and the ISA caps
+    set in ``env`` (default: this process's environment).
 
     >>> cpu_facts("cpu", "model name : AMD EPYC\\nflags : fpu avx avx2").isa
     ('avx2',)
@@ -226,7 +227,7 @@ def cpu_facts(device: str, cpuinfo: str | None = None) -> Facts:
     flags = set((fields.get("flags") or fields.get("features") or "").split())
     model = fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine()
     return Facts(device=device, arch=platform.machine(), cpu_model=model,
-                 isa=tuple(f for f in ISA_FLAGS if f in flags), isa_limits=isa_limits())
+                 isa=tuple(f for f in ISA_FLAGS if f in flags), isa_limits=isa_limits(env))
 
 
 def device_type(device: str | None) -> str:
