@@ -10,6 +10,8 @@ runs/<pipeline>/
     checkpoints/            resumable training state (removed when the stage is done)
     metrics.jsonl           one JSON object per logged step
     summary.json            the stage's headline numbers
+  cache/evaluate/            completions the evaluate stage generated, by model and job
+                            (stages/eval_cache.py; safe to delete)
   report.md + *.png
 ```
 

@@ -223,6 +223,30 @@ class Job(NamedTuple):
     temperature: float
 
 
+def cached_sample_sets(cfg: Config, ctx: StageContext, name: str, jobs: list[Job], reused: dict[str, int]):
+    """``sample_sets`` for the jobs ``eval_cache`` does not hold yet (rank 0 decides which, every
+    rank samples its share of those); rank 0 gets every job's completions, in order."""
+    from r1pipeline.stages import eval_cache
+
+    main = distributed.is_main()
+    model = eval_cache.model_id(ctx.input_dirs.get(name))
+    sampling = {"top_p": cfg.top_p, "engine": cfg.engine, "dtype": cfg.dtype, "batch_size": cfg.batch_size}
+    keys = [eval_cache.job_key(model, j, sampling) if model else None for j in jobs]
+    have = [eval_cache.load(ctx.run_dir, key, len(j.prompts), j.k) if key and main else None
+            for key, j in zip(keys, jobs)]
+    todo = distributed.broadcast_object([i for i, h in enumerate(have) if h is None])
+    new = sample_sets(cfg, ctx.model_path(name), [jobs[i] for i in todo], f"{ctx.name}: {name}") if todo else []
+    if not main:
+        return None
+    for i, groups in zip(todo, new):
+        have[i] = groups
+        if keys[i]:
+            eval_cache.store(ctx.run_dir, keys[i], groups, f"{name}: job {i} of {len(jobs)}")
+    if len(todo) < len(jobs):
+        reused[name] = len(jobs) - len(todo)
+    return have
+
+
 def sample_sets(cfg: Config, path: str, jobs: list[Job], label: str):
     """``sample`` for several jobs, loading the model once (top-p, engine and dtype: the stage's)."""
     from r1pipeline.progress import progress_bar
@@ -292,7 +316,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     extra = {name: build_task(es.task, spec_base).load("test", es.n_prompts, ctx.seed) for name, es in cfg.sets.items()}
     main = distributed.is_main()
     rms = load_reward_models(cfg, ctx) if main else {}
-    results, sets, written = {}, {name: {} for name in cfg.sets}, []
+    results, sets, written, reused = {}, {name: {} for name in cfg.sets}, [], {}
     for name in cfg.models:
         mine = [s for s in cfg.sets if name in cfg.set_models(s)]
         gen = general_prompts if cfg.answers_general(name) else []
@@ -303,7 +327,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         path = ctx.model_path(name)
         dtype = ctx.record_precision(name, precision.resolve_agreed(
             cfg.dtype, precision.config_shapes(path, cfg.batch_size) if cfg.dtype == "auto" else None))
-        comps = sample_sets(cfg.model_copy(update={"dtype": dtype}), path, jobs, f"{ctx.name}: {name}")
+        comps = cached_sample_sets(cfg.model_copy(update={"dtype": dtype}), ctx, name, jobs, reused)
         if not main:
             continue
         scored = score_samples(rows, comps[0][:len(rows)], cfg.language)
@@ -323,7 +347,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         for row in written:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     summary = {"k": cfg.k, "n_prompts": len(rows), "seed": ctx.seed, "temperature": cfg.temperature,
-               "top_p": cfg.top_p, "task_rows_dropped": getattr(task, "dropped", 0), "models": results}
+               "top_p": cfg.top_p, "task_rows_dropped": getattr(task, "dropped", 0), "models": results,
+               "reused_jobs": reused}  # model -> jobs read from eval_cache instead of sampled
     if cfg.sets:
         summary["sets"] = {s: {"n_prompts": len(extra[s]), "max_new_tokens": es.max_new_tokens or cfg.max_new_tokens,
                                **dict(zip(("k", "temperature"), cfg.set_sampling(s))), "models": sets[s]}
