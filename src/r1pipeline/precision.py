@@ -54,10 +54,10 @@ MIN_SAMPLE = 2e-3     # seconds: a timed sample repeats the GEMM until it lasts 
 DEFAULT_SHAPES_OF = (576, 1536, 512)  # (hidden, intermediate, tokens): SmolLM2-135M, when unknown
 ENV_FORCE = "R1_DTYPE_AUTO"
 CACHE_FILE, CACHE_VERSION = "precision.json", 1
-# /proc/cpuinfo flags that bear on bf16 and vector width (x86 "flags", aarch64 "Features")
 # environment variables that cap the instructions torch, MKL and oneDNN use (an AVX-512 machine run as
 # an AVX2 one): rates measured under one cap say nothing of another, so they join the cache key
 ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# /proc/cpuinfo flags that bear on bf16 and vector width (x86 "flags", aarch64 "Features")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_ne_convert", "asimd", "bf16", "sve", "i8mm")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 

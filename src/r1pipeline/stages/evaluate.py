@@ -24,8 +24,8 @@ where the main one sits at the ceiling); the main set keeps its place in the sum
 of earlier runs stay comparable.
 
 ``summary.json``: ``{"k", "n_prompts", "seed", "models": {"<stage>": {"pass@1", "pass@1_ci",
-"cons@k", ...}}, "sets": {"<set>": {"n_prompts", "max_new_tokens", "models": {...}}}}`` (``sets``
-only when declared). Every sample is kept in ``data/samples.jsonl``, one row each with its
+"cons@k", ...}}, "sets": {"<set>": {"n_prompts", "max_new_tokens", "models": {...}}}, "reused_jobs":
+{"<stage>": n}}`` (``sets`` only when declared; ``reused_jobs``: jobs read from ``eval_cache``). Every sample is kept in ``data/samples.jsonl``, one row each with its
 ``set``: ``heldout`` (the main set), ``general`` (with its ``objective`` and ``oracle`` score) or
 an extra set's name. The arithmetic lives in ``stages/eval_metrics.py``.
 
