@@ -42,7 +42,7 @@ def test_step_logits_match_the_full_forward(tok, kv_heads):
     prompt = torch.tensor(ids(tok)[:1])
     seen = []
 
-    def pick(logits):
+    def pick(logits, rows):
         seen.append(logits.clone())
         return logits.argmax(-1)
 
@@ -76,6 +76,57 @@ def test_rows_stop_at_end_of_sequence_and_ignore_eos_runs_to_the_limit(tok):
         handle.remove()
     assert all(c.n_tokens == 1 and not c.truncated and c.token_ids == (tok.eos_token_id,) for g in ended for c in g)
     assert all(c.n_tokens == 10 and c.truncated and tok.eos_token_id not in c.token_ids for g in forced for c in g)
+
+
+def ends_at(steps: list[int], eos: int, then):
+    """A ``pick`` that ends batch row ``r`` at its step ``steps[r]`` (0-based) and otherwise asks ``then``
+    (never for end-of-sequence); it records the rows each step saw."""
+    import torch
+
+    seen_rows, step = [], [0]
+
+    def pick(logits, rows):
+        seen_rows.append(rows.tolist())
+        logits = logits.clone()
+        logits[:, eos] = float("-inf")
+        token = then(logits, rows)
+        due = torch.tensor([steps[r] == step[0] for r in rows.tolist()])
+        step[0] += 1
+        return torch.where(due, torch.full_like(token, eos), token)
+
+    return pick, seen_rows
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_finished_rows_leave_the_batch_and_change_no_token(tok, greedy, monkeypatch):
+    """Rows that end early are gathered out of the batch (caches too) and every other row's tokens,
+    greedy or sampled from its own stream, are those of a batch that kept them all."""
+    import torch
+
+    monkeypatch.setattr(lean, "MIN_ROWS", 3)  # a batch of 9 shrinks, down to no fewer than 3 rows
+
+    from r1pipeline.rollout.hf import SeededSampler, _left_pad
+
+    eos = tok.eos_token_id
+    model = llama(tok, num_key_value_heads=2)
+    prompts = ids(tok) * 3  # 9 rows, three prompt lengths
+    input_ids, mask = _left_pad(prompts, tok.pad_token_id)
+    steps = [0, 1, 1, 2, 5, 5, 7, 12, 19]  # the step each row ends at; the last runs to the limit
+    runs = []
+    for compact in (True, False):
+        then = (lambda logits, rows: logits.argmax(-1)) if greedy else SeededSampler(range(9), 0.9, 0.95).pick
+        pick, seen_rows = ends_at(steps, eos, then)
+        with torch.inference_mode():
+            new = lean.decode(model, input_ids, mask, max_new_tokens=16, pick=pick, eos={eos},
+                              pad_id=tok.pad_token_id, compact=compact)
+        runs.append((new, seen_rows))
+    (kept, kept_rows), (full, full_rows) = runs
+    assert torch.equal(kept, full)
+    assert [row.tolist().index(eos) if eos in row.tolist() else None for row in kept] == \
+        [0, 1, 1, 2, 5, 5, 7, 12, None]
+    assert all(rows == list(range(9)) for rows in full_rows)
+    assert 3 <= len(kept_rows[-1]) < 9 and kept_rows[-1][-1] == 8  # rows left; the survivors kept their indices
+    assert all(set(later) <= set(earlier) for earlier, later in zip(kept_rows, kept_rows[1:]))
 
 
 def test_supports_only_plain_rotary_decoders_on_the_cpu(tok):

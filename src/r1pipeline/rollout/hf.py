@@ -98,15 +98,19 @@ class SeededSampler:
         self.warpers = ([TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []) + \
                        ([TopPLogitsWarper(top_p)] if top_p < 1.0 else [])
 
-    def pick(self, scores, input_ids=None):
-        """(B,) token ids drawn from the (B, V) ``scores``, one uniform number from each row's stream."""
+    def pick(self, scores, rows=None, input_ids=None):
+        """(b,) token ids drawn from the (b, V) ``scores``, one uniform number from each row's stream.
+
+        ``rows``: the streams of these rows (indices into ``seeds``), for a batch some of whose rows
+        have left (``rollout/lean.py``); None: every row, in order."""
         import torch
 
         for warp in self.warpers:
             scores = warp(input_ids, scores)
-        cdf = scores.float().softmax(-1).cumsum(-1)  # (B, V), non-decreasing along V
-        total = cdf[:, -1:]  # (B, 1), 1 up to rounding
-        u = torch.tensor([[s.random()] for s in self.streams], dtype=cdf.dtype, device=cdf.device)
+        cdf = scores.float().softmax(-1).cumsum(-1)  # (b, V), non-decreasing along V
+        total = cdf[:, -1:]  # (b, 1), 1 up to rounding
+        streams = self.streams if rows is None else [self.streams[i] for i in rows.tolist()]
+        u = torch.tensor([[s.random()] for s in streams], dtype=cdf.dtype, device=cdf.device)
         # strictly below the total, so that the first entry above it has positive probability
         target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
         return torch.searchsorted(cdf, target, right=True)[:, 0]
@@ -115,7 +119,7 @@ class SeededSampler:
         """The logits-processor form, for ``generate``: only the picked token keeps a finite score."""
         import torch
 
-        choice = self.pick(scores, input_ids)[:, None]
+        choice = self.pick(scores, input_ids=input_ids)[:, None]
         return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
 
 
@@ -123,14 +127,16 @@ def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: 
                  temperature: float = 0.6, top_p: float = 0.95, max_new_tokens: int = 64,
                  batch_size: int = 64, greedy: bool = False, seed: int = 0,
                  eos_token_ids: Iterable[int] | None = None, ignore_eos: bool = False,
-                 shard: bool = False, progress=None, lean_decode: bool = True) -> list[list[Completion]]:
+                 shard: bool = False, progress=None, lean_decode: bool = True,
+                 compact: bool = True) -> list[list[Completion]]:
     """``num_samples`` completions for each tokenized prompt, prompt order kept.
 
     Sequences (prompt x sample, prompt-major) go in batches of ``batch_size``. ``shard``: this
     process generates every world-size-th batch, and every process receives all completions
     (a collective: every process of the run must call it). Torch's global RNG is not used.
     ``lean_decode``: models ``rollout/lean.py`` takes are decoded by its loop (False: always HF
-    ``generate``; the two pick the same tokens up to float rounding).
+    ``generate``; the two pick the same tokens up to float rounding). ``compact``: the lean loop drops
+    finished rows from its batch (False: keeps them to the end, as ``generate`` does; same tokens).
     """
     from r1pipeline import distributed
 
@@ -149,7 +155,7 @@ def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: 
             seeds = None if greedy else [sequence_seed(seed, p, j) for p, j in batch]
             done.append(_generate_batch(model, tokenizer, [prompt_ids[p] for p, _ in batch], seeds,
                                         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                        eos=eos, ignore_eos=ignore_eos, lean_decode=lean_decode))
+                                        eos=eos, ignore_eos=ignore_eos, lean_decode=lean_decode, compact=compact))
             generated += len(batch)
             if progress is not None:
                 progress.update(round(generated * scale) - shown)
@@ -164,7 +170,7 @@ def generate_ids(model, tokenizer, prompt_ids: list[list[int]], *, num_samples: 
 
 def _generate_batch(model, tokenizer, rows: list[list[int]], seeds: list[int] | None, *, temperature: float,
                     top_p: float, max_new_tokens: int, eos: set[int], ignore_eos: bool,
-                    lean_decode: bool = True) -> list[Completion]:
+                    lean_decode: bool = True, compact: bool = True) -> list[Completion]:
     """One completion per row; greedy when ``seeds`` is None, else sampled from each row's stream."""
     import torch
     from transformers import LogitsProcessorList
@@ -173,10 +179,10 @@ def _generate_batch(model, tokenizer, rows: list[list[int]], seeds: list[int] | 
     input_ids, mask = _left_pad(rows, pad)
     if lean_decode and lean.supports(model):
         sampler = SeededSampler(seeds, temperature, top_p) if seeds else None
-        pick = sampler.pick if sampler else (lambda logits: logits.argmax(-1))
+        pick = sampler.pick if sampler else (lambda logits, rows: logits.argmax(-1))
         with torch.inference_mode():
             new = lean.decode(model, input_ids, mask, max_new_tokens=max_new_tokens, pick=pick, eos=eos,
-                              pad_id=pad, ignore_eos=ignore_eos)
+                              pad_id=pad, ignore_eos=ignore_eos, compact=compact)
         return [_completion(tokenizer, row, eos) for row in new.tolist()]
     with torch.inference_mode():
         gen = model.generate(
