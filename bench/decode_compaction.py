@@ -39,11 +39,10 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from r1pipeline.precision import cpu_facts
     from r1pipeline.rollout.hf import encode, generate_ids
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render
-
-    from r1pipeline.precision import cpu_facts
 
     facts = cpu_facts("cpu")
     print(f"CPU: {facts.cpu_model} ({os.cpu_count()} cores, {facts.cpu_class}), torch {torch.__version__} "
