@@ -27,7 +27,8 @@ of earlier runs stay comparable.
 "cons@k", ...}}, "sets": {"<set>": {"n_prompts", "max_new_tokens", "models": {...}}}, "reused_jobs":
 {"<stage>": n}}`` (``sets`` only when declared; ``reused_jobs``: jobs read from ``eval_cache``).
 Every sample is kept in ``data/samples.jsonl``, one row each with its ``set``: ``heldout`` (the
-main set), ``general`` (with its ``objective`` and ``oracle`` score) or an extra set's name. The arithmetic lives in ``stages/eval_metrics.py``.
+main set), ``general`` (with its ``objective`` and ``oracle`` score) or an extra set's name. The
+arithmetic lives in ``stages/eval_metrics.py``.
 
 Generation: ``engine: hf`` (default) is our HF engine in ``dtype``; ``vllm`` is vLLM in a child
 process (``bench/rollout.py`` compares them on the machine at hand); ``auto`` is whichever
