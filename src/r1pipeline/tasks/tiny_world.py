@@ -35,8 +35,9 @@ CONNECTIVES = {"en": " so ", "zh": " 所以 "}
 # Mostly short answers, so that the base model starts short and mostly wrong; enough worked
 # solutions (tagged and untagged) that sampling finds a chain of thought now and then.
 # Fewer chains make the base shorter but starve R1-Zero: at r1 0.08 / direct 0.37 / steps 0.10 / bare 0.40
-# (tiny.yaml, fp32, Zen 3) the base answered in 9-10.5 tokens (14.5-18.6 here), and R1-Zero found chains of
-# thought on one seed of three (its gain over the base +0.05 / +0.39 / +0.02 in 200 steps; here +0.65 to +0.70).
+# (tiny.yaml seeds 0-2, fp32, AMD EPYC Zen 3) the base answered in 9-10.5 tokens (this mix: 14.5-18.6, fp32 on
+# the AVX2 stand-in) and R1-Zero found chains of thought on one seed of three (gain over the base +0.05 / +0.39 /
+# +0.02 in 200 steps; this mix: +0.65 to +0.70).
 DEFAULT_MIX = {"r1": 0.12, "direct": 0.33, "steps": 0.15, "bare": 0.35, "malformed": 0.05}
 
 
