@@ -282,9 +282,12 @@ def machine_facts() -> dict[str, Any]:
             "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
-def run_spec(spec: str, out: Path, sets: list[str]) -> float:
-    """``r1 run SPEC --out OUT --set ...`` in a subprocess (its output passes through); wall seconds."""
+def run_spec(spec: str, out: Path, sets: list[str], processes: int = 1) -> float:
+    """``r1 run SPEC --out OUT --set ... [--num-processes N]`` in a subprocess (its output passes
+    through); wall seconds."""
     cmd = [sys.executable, "-m", "r1pipeline.cli", "run", spec, "--out", str(out)]
+    if processes > 1:
+        cmd += ["--num-processes", str(processes)]
     for s in sets:
         cmd += ["--set", s]
     print("$ " + " ".join(cmd), flush=True)
@@ -301,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="run directory (default runs/bench-<spec>-<time>)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="K=V",
                     help="passed to r1 run --set (repeatable)")
+    ap.add_argument("--num-processes", type=int, default=1, metavar="N",
+                    help="passed to r1 run --num-processes (data-parallel CPU processes)")
     ap.add_argument("--reuse", type=Path, metavar="DIR", help="analyse this finished run directory, run nothing")
     ap.add_argument("--save", type=Path, metavar="FILE", help="also write the printout to FILE")
     args = ap.parse_args(argv)
@@ -317,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         run_dir = args.reuse
     else:
         run_dir = args.out or ROOT / "runs" / f"bench-{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_wall = run_spec(args.spec, run_dir, args.sets)
+        run_wall = run_spec(args.spec, run_dir, args.sets, args.num_processes)
     lines = [f"bench/pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}"]
     lines += report(run_dir, peaks, machine, run_wall)
     lines.insert(-1, f"load average: {load:.1f} before, {os.getloadavg()[0]:.1f} after")

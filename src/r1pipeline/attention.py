@@ -26,9 +26,10 @@ eager attention (True as +1, False as 0: every token sees every other, the futur
 * ``resolve(requested, step=..., key=...)``: an explicit ``sdpa`` / ``eager`` is kept; ``auto``
   on CUDA is ``sdpa`` (the fused GPU kernels); on a CPU, ``step(impl)`` (one forward + backward of
   the real model on the real first batch, gradients thrown away, no weights changed, no random
-  numbers drawn) runs for each kernel, interleaved, ``ROUNDS`` times after a warm-up, and the best
-  time of each counts. ``eager`` is chosen only when it is at least ``MARGIN`` times faster: sdpa
-  is what every other stage and every user's model runs.
+  numbers drawn) runs for each kernel, interleaved in alternating order, ``ROUNDS`` times after a
+  warm-up, and the best time of each counts. ``eager`` is chosen only when it is at least
+  ``MARGIN`` times faster: sdpa is what every other stage and every user's model runs. On several
+  processes rank 0 measures and the others take its choice (``resolve_agreed``).
 * A cache, ``attention.json`` beside the precision cache (``machine_cache.py``), keyed by the
   caller's ``key`` (machine, torch, threads, dtype, shapes); a measurement on a busy machine is
   used, not cached.
@@ -51,7 +52,7 @@ from r1pipeline import machine_cache, precision
 IMPLEMENTATIONS = ("sdpa", "eager")
 CHOICES = ("auto", *IMPLEMENTATIONS)
 MARGIN = 1.1          # eager must be this many times faster than sdpa to be chosen
-ROUNDS = 3            # timed (sdpa, eager) pairs after one warm-up pair
+ROUNDS = 4            # timed pairs after one warm-up pair, in alternating order
 ENV_FORCE = "R1_ATTENTION_AUTO"
 CACHE_FILE = "attention.json"
 
@@ -93,10 +94,11 @@ def decide(seconds: Mapping[str, float]) -> tuple[str, str]:
 def time_steps(step: Callable[[str], None], rounds: int = ROUNDS,
                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Best seconds of ``step(impl)`` per kernel: one untimed warm-up each, then ``rounds``
-    interleaved pairs (a burst of load from elsewhere hits both kernels alike)."""
+    interleaved pairs whose order alternates (sdpa first, then eager first: a burst of load from
+    elsewhere hits both kernels alike, and neither always runs on the other's freshly warmed caches)."""
     best = {impl: float("inf") for impl in IMPLEMENTATIONS}
     for r in range(rounds + 1):
-        for impl in IMPLEMENTATIONS:
+        for impl in (IMPLEMENTATIONS if r % 2 == 0 else IMPLEMENTATIONS[::-1]):
             t = clock()
             step(impl)
             if r:
@@ -151,6 +153,16 @@ def resolve(requested: str, *, step: Callable[[str], None], key: str, device: st
     elif not machine_cache.write_entry(path, key, {"seconds": seconds}):
         extra["not_cached"] = "the cache folder is not writable"
     return AttentionDecision(*decide(seconds), "measured", seconds=seconds, extra=extra)
+
+
+def resolve_agreed(requested: str, *, step: Callable[[str], None], key: str,
+                   device: str = "cpu") -> AttentionDecision:
+    """``resolve`` on rank 0, the same decision on every rank (data-parallel ranks run one kernel;
+    only rank 0 runs ``step``, which must not need the other ranks)."""
+    from r1pipeline import distributed
+
+    decision = resolve(requested, step=step, key=key, device=device) if distributed.is_main() else None
+    return distributed.broadcast_object(decision)
 
 
 def _valid(entry: Any) -> bool:

@@ -111,6 +111,14 @@ def barrier() -> None:
         dist.barrier()
 
 
+def all_reduce_sum(tensor):
+    """``tensor`` summed over every rank, in place (returned too); itself on one process."""
+    dist = _dist()
+    if dist and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def broadcast_object(obj: T, src: int = 0) -> T:
     """``obj`` as held by rank ``src``, on every rank."""
     dist = _dist()

@@ -121,13 +121,13 @@ def two(spec: Path) -> dict:
     return {"run": out, "killed": killed, "stdout": second.stdout}
 
 
-@pytest.mark.parametrize("stage,keys", [("sft", ("loss", "grad_norm")), ("sft_lora", ("loss", "grad_norm")),
+@pytest.mark.parametrize("stage,keys", [("base", ("loss",)), ("sft", ("loss", "grad_norm")), ("sft_lora", ("loss", "grad_norm")),
                                         ("r1_zero", ("loss", "grad_norm", "reward", "reward_std"))])
 def test_two_processes_follow_the_one_process_curves(one: Path, two: dict, stage: str, keys: tuple):
     a, b = metrics(one, stage), metrics(two["run"], stage)
     assert [r["step"] for r in a] == [r["step"] for r in b]
     trained = [r for r in a if "loss" in r]
-    assert trained and any(r["grad_norm"] > 0 for r in trained)
+    assert trained and any(r.get("grad_norm", 1) > 0 for r in trained) and len({r["loss"] for r in trained}) > 1
     for ra, rb in zip(a, b):
         for key in keys:
             if key in ra:
@@ -135,12 +135,10 @@ def test_two_processes_follow_the_one_process_curves(one: Path, two: dict, stage
         assert rb.get("num_tokens") == ra.get("num_tokens"), "the global batch is the same"
 
 
-def test_final_models_match_and_rank0_stages_are_identical(one: Path, two: dict):
+def test_final_models_match(one: Path, two: dict):
     from safetensors.torch import load_file
 
-    assert (one / "base" / "model" / "model.safetensors").read_bytes() == \
-        (two["run"] / "base" / "model" / "model.safetensors").read_bytes()
-    for stage in ("r1_zero", "sft", "sft_lora"):
+    for stage in ("base", "r1_zero", "sft", "sft_lora"):
         wa, wb = (load_file(run / stage / "model" / "model.safetensors") for run in (one, two["run"]))
         assert wa.keys() == wb.keys()
         assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5, stage
@@ -158,7 +156,7 @@ def test_sigkill_of_a_two_process_stage_resumes_from_its_checkpoint(two: dict):
 
 
 def test_only_rank0_writes_and_logs(one: Path, two: dict):
-    for stage in ("r1_zero", "sft", "sft_lora"):
+    for stage in ("base", "r1_zero", "sft", "sft_lora"):
         steps = [r["step"] for r in metrics(two["run"], stage)]
         assert steps == sorted(set(steps)) == [r["step"] for r in metrics(one, stage)], stage
     assert two["stdout"].count("[r1] sft done") == 1

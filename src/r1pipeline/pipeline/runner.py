@@ -185,13 +185,14 @@ def run_stage(spec: Spec, stage: StageConfig, run_dir: Path, hashes: dict[str, s
         log(f"[r1] {stage.name} ({stage.kind}){' resuming' if resume else ''} -> {stage_dir}")
         with trackers.stage_env(ctx.report_to, spec.name, stage_dir), ctx.tracker:  # one tracker run per stage
             summary = stage_module.run(stage, ctx, spec.base_dir) if runs_here else {}
-        distributed.barrier()  # ranks idle here while rank 0 runs a single-process stage
+        # ranks idle here while rank 0 runs a single-process stage; the CPU time is every rank's
+        cpu = sum(distributed.gather_object(cpu_seconds() - cpu0))
         if main:
             write_json(stage_dir / SUMMARY, summary)
             write_cards(spec, stage, run_dir, log)  # model/README.md; evaluate: its models' cards
             shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the final artifacts supersede them
             manifest.update(status="done", ended=datetime.now(timezone.utc).isoformat(),
-                            seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu_seconds() - cpu0, 2),
+                            seconds=round(time.time() - t0, 2), cpu_seconds=round(cpu, 2),
                             **_precision(ctx))
             write_json(stage_dir / MANIFEST, manifest)
     except BaseException as exc:
@@ -267,7 +268,8 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process and of its children that have ended (a vLLM
     server, sandbox workers): next to wall seconds, it says whether a stage kept the cores busy.
 
-    On several processes it is rank 0's alone (the launcher, not rank 0, starts the others).
+    On several processes it is one rank's alone (the launcher, not rank 0, starts the others):
+    ``run_stage`` adds up the ranks'.
     """
     import resource
 

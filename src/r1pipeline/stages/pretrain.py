@@ -6,6 +6,11 @@ solutions, direct answers and malformed outputs, so that the base model knows th
 steps but mostly answers directly (see ``tasks/tiny_world.py``). Real models skip this stage:
 their ``init`` names a model instead.
 
+On several processes (``r1 run SPEC --num-processes N``) it trains data-parallel: each rank packs
+every N-th document of the step's global batch, the loss is summed over the rank's tokens and
+divided by the whole batch's token count, and one all-reduce sums the gradients (and the loss),
+so every rank makes the update one process would make (the same documents, the same mean).
+
 Not in the paper (DeepSeek-V3-Base was pretrained elsewhere). Run it alone with
 ``r1 run configs/tiny.yaml --only base``.
 """
@@ -19,7 +24,9 @@ from pydantic import Field
 
 from r1pipeline.models.tiny import TinyModelConfig
 from r1pipeline.stages.base import Problem, StageConfig, StageContext
-from r1pipeline.stages.common import Dtype, check_task, task_files
+from r1pipeline.stages.common import Dtype, check_split, check_task, task_files
+
+DISTRIBUTED = True  # data-parallel on every process of a multi-process run
 
 
 class Config(StageConfig):
@@ -47,6 +54,9 @@ class Config(StageConfig):
 
     def data_files(self, stage_names: set[str]) -> list[str]:
         return task_files(self.task)
+
+    def check_processes(self, n: int) -> list[Problem]:
+        return check_split(self.name, "batch_size", self.batch_size, n)
 
     def check(self, spec) -> list[Problem]:
         problems = check_task(self.name, "task", self.task, spec)
@@ -107,35 +117,40 @@ def pack_batch(tokenizer, docs: list[str], max_length: int):
     The documents of a step are ~40 tokens on average but padded to the longest (~70), so
     packing them into rows of ``max_length`` computes ~40% fewer positions.
     """
+    import numpy as np
     import torch
 
-    ids = [tokenizer(d + tokenizer.eos_token, truncation=True, max_length=max_length).input_ids for d in docs]
+    # one batch call and numpy slices: a call and two tensors per document cost ~30 ms a step
+    ids = tokenizer([d + tokenizer.eos_token for d in docs], truncation=True, max_length=max_length).input_ids
     rows = pack_rows([len(x) for x in ids], max_length)
     width = max(sum(len(ids[i]) for i in row) for row in rows)
-    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    segment = torch.full((len(rows), width), -1, dtype=torch.long)  # document number in its row; -1: padding
+    input_ids = np.full((len(rows), width), tokenizer.pad_token_id, dtype=np.int64)
+    labels = np.full((len(rows), width), -100, dtype=np.int64)
+    position_ids = np.zeros((len(rows), width), dtype=np.int64)
+    segment = np.full((len(rows), width), -1, dtype=np.int64)  # document number in its row; -1: padding
+    count = np.arange(width)
     for r, row in enumerate(rows):
         start = 0
         for j, i in enumerate(row):
             n = len(ids[i])
-            input_ids[r, start:start + n] = torch.tensor(ids[i])
-            labels[r, start + 1:start + n] = torch.tensor(ids[i][1:])  # a document's first token has no context
-            position_ids[r, start:start + n] = torch.arange(n)
+            input_ids[r, start:start + n] = ids[i]
+            labels[r, start + 1:start + n] = ids[i][1:]  # a document's first token has no context
+            position_ids[r, start:start + n] = count[:n]
             segment[r, start:start + n] = j
             start += n
-    causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
-    same_doc = segment[:, :, None] == segment[:, None, :]
+    segment_t = torch.from_numpy(segment)
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    same_doc = segment_t[:, :, None] == segment_t[:, None, :]
     # padding attends to itself only, so that no row of the softmax is empty (its loss is masked)
     mask = (same_doc & causal) | torch.eye(width, dtype=torch.bool)
-    return input_ids, labels, position_ids, mask[:, None]
+    return torch.from_numpy(input_ids), torch.from_numpy(labels), torch.from_numpy(position_ids), mask[:, None]
 
 
 def choose_attention(model, cfg: Config, ctx: StageContext, batch: list[str], tokenizer, autocast,
                      dtype: str) -> str:
     """Set ``model``'s attention kernel to ``cfg.attention`` made concrete (``attention.resolve``:
-    timed on ``batch``, a forward + backward per kernel whose gradients are dropped) and record it."""
+    timed on ``batch``, a forward + backward per kernel whose gradients are dropped) and record it.
+    On several processes rank 0 decides and every rank takes its decision."""
     import torch
 
     from r1pipeline import attention
@@ -152,9 +167,10 @@ def choose_attention(model, cfg: Config, ctx: StageContext, batch: list[str], to
 
     m = cfg.model
     shape = (f"llama h{m.hidden_size} l{m.num_layers} a{m.num_heads} i{m.intermediate_size} "
-             f"b{cfg.batch_size}x{m.max_length}")
-    decision = attention.resolve(cfg.attention, step=step, device="cpu",
-                                 key=attention.cache_key(torch.get_num_threads(), dtype, shape, torch.__version__))
+             f"b{len(batch)}x{m.max_length}")  # this rank's documents
+    decision = attention.resolve_agreed(cfg.attention, step=step, device="cpu",
+                                        key=attention.cache_key(torch.get_num_threads(), dtype, shape,
+                                                                torch.__version__))
     model.set_attn_implementation(decision.impl)
     ctx.precision["attention"] = decision.record()
     return decision.impl
@@ -163,19 +179,21 @@ def choose_attention(model, cfg: Config, ctx: StageContext, batch: list[str], to
 def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     import torch
 
-    from r1pipeline import attention, precision
+    from r1pipeline import attention, distributed, precision
     from r1pipeline.models.tiny import build_model, build_tokenizer
     from r1pipeline.checkpoint import latest_checkpoint, save_checkpoint
     from r1pipeline.progress import progress_bar
     from r1pipeline.stages.common import build_task
 
+    world, main = distributed.world_size(), distributed.is_main()
     task = build_task(cfg.task, spec_base)
     tokenizer = build_tokenizer()
     model = build_model(cfg.model, tokenizer, ctx.seed)
     # bfloat16 means mixed precision: fp32 master weights, bf16 autocast. It is faster on AMX CPUs
     # (0.29 vs 0.46 s/step at the tiny size), 7-30x slower per GEMM on an AVX2-only EPYC: auto measures.
-    dtype = ctx.record_precision("train", precision.resolve(cfg.dtype, precision.model_shapes(
-        cfg.model.hidden_size, cfg.model.intermediate_size, cfg.batch_size * cfg.model.max_length), device="cpu"))
+    dtype = ctx.record_precision("train", precision.resolve_agreed(cfg.dtype, precision.model_shapes(
+        cfg.model.hidden_size, cfg.model.intermediate_size, cfg.batch_size * cfg.model.max_length // world),
+        device="cpu"))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
@@ -190,35 +208,43 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start = state["step"]
-        ctx.metrics.truncate_after(start)
+        if main:
+            ctx.metrics.truncate_after(start)
     else:
         torch.manual_seed(ctx.seed)
 
     model.train()
-    first = docs[start * cfg.batch_size:(start + 1) * cfg.batch_size]
+    first = distributed.shard(docs[start * cfg.batch_size:(start + 1) * cfg.batch_size])
     kernel = choose_attention(model, cfg, ctx, first, tokenizer, autocast, dtype)
     loss_ema, tokens = None, 0
     with progress_bar(f"{ctx.name}: pretrain", total=cfg.steps, completed=start) as bar:
         for step in range(start, cfg.steps):
             batch = docs[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            ids, labels, positions, mask = pack_batch(tokenizer, batch, cfg.model.max_length)
+            ids, labels, positions, mask = pack_batch(tokenizer, distributed.shard(batch), cfg.model.max_length)
             mask = attention.mask_for(kernel, mask)
             lr = lr_at(step, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
+            predicted = int((labels != -100).sum())  # a document's first token is never a label
+            if world > 1:
+                predicted = int(distributed.all_reduce_sum(torch.tensor([predicted], dtype=torch.float64)).item())
+            # one process: the loss's own mean; several: this rank's sum over the whole batch's count
+            extra = {"num_items_in_batch": predicted} if world > 1 else {}
             with autocast:
-                loss = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels).loss
+                loss = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels,
+                             **extra).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            value = _sum_gradients(model, loss) if world > 1 else loss.item()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            value = loss.item()
             loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
-            tokens += int((labels != -100).sum()) + len(batch)  # the documents' tokens, not padding
-            ctx.metrics.log({"step": step + 1, "loss": value, "lr": lr})
-            ctx.tracker.log({"train/loss": value, "train/learning_rate": lr}, step + 1)
+            tokens += predicted + len(batch)  # the documents' tokens, not padding
+            if main:
+                ctx.metrics.log({"step": step + 1, "loss": value, "lr": lr})
+                ctx.tracker.log({"train/loss": value, "train/learning_rate": lr}, step + 1)
             bar.update(1, description=f"{ctx.name}: pretrain loss {loss_ema:.3f}")
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            if main and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(ctx.checkpoint_dir, step + 1, {
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "rng": torch.get_rng_state(), "step": step + 1})
@@ -226,9 +252,25 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from r1pipeline.rundir import atomic_dir
 
     model.set_attn_implementation("sdpa")  # the kernel is this stage's choice, not the saved model's
-    with atomic_dir(ctx.model_dir) as out:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+    if main:
+        with atomic_dir(ctx.model_dir) as out:
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     return {"final_loss": loss_ema, "parameters": n_params, "steps": cfg.steps,
             "tokens_seen_this_attempt": tokens}
+
+
+def _sum_gradients(model, loss) -> float:
+    """Sum every rank's gradients, and its share of the loss, in one all-reduce; the whole batch's loss."""
+    import torch
+
+    from r1pipeline import distributed
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = distributed.all_reduce_sum(torch.cat([*(g.reshape(-1) for g in grads), loss.detach().reshape(1)]))
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+    return float(flat[-1])
