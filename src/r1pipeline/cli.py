@@ -303,7 +303,7 @@ def _launch(spec: Path, run_dir: Path, *, n: int, launcher: "Launcher", accelera
         typer.echo(shell_line(argv))
         return
     typer.echo(f"[r1] {n} processes: {shell_line(argv)}", err=True)
-    code = relaunch(argv)
+    code = relaunch(argv, n)
     if code:
         raise typer.Exit(code)
 

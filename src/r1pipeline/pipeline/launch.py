@@ -22,11 +22,12 @@ Nothing here imports torch: printing the command is instant.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 Launcher = Literal["accelerate", "torchrun"]
 
@@ -74,6 +75,31 @@ def shell_line(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def relaunch(argv: Sequence[str]) -> int:
-    """Run the launch command in the foreground; its exit status (the first failing process's)."""
-    return subprocess.call(list(argv))
+def threads_per_process(processes: int, cores: int | None = None) -> int:
+    """The cores split evenly between the processes, at least one thread each.
+
+    >>> threads_per_process(2, 2), threads_per_process(3, 2), threads_per_process(2, 16)
+    (1, 1, 8)
+    """
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // processes)
+
+
+def launch_env(processes: int, env: Mapping[str, str] | None = None, cores: int | None = None) -> dict[str, str]:
+    """The launch's environment: each process on ``cores // processes`` threads unless the caller
+    set ``OMP_NUM_THREADS`` (torchrun would give each one thread, leaving most of a big CPU idle).
+
+    >>> launch_env(2, {}, cores=16)["OMP_NUM_THREADS"], launch_env(2, {"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"]
+    ('8', '3')
+    """
+    out = dict(os.environ if env is None else env)
+    if "OMP_NUM_THREADS" not in out:
+        threads = str(threads_per_process(processes, cores))
+        out.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=out.get("MKL_NUM_THREADS", threads))
+    return out
+
+
+def relaunch(argv: Sequence[str], processes: int) -> int:
+    """Run the launch command in the foreground, each process on its share of the cores; its exit
+    status (the first failing process's)."""
+    return subprocess.call(list(argv), env=launch_env(processes))

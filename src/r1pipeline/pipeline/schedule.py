@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from r1pipeline.rundir import MANIFEST, read_json
+from r1pipeline.pipeline.launch import threads_per_process
 from r1pipeline.pipeline.runner import plan_run, stage_hashes
 from r1pipeline.pipeline.spec import Spec
 
@@ -68,16 +69,6 @@ class UnitFailed(Exception):
         why = manifest_error or f"exit status {code}"
         super().__init__(f"stage '{unit.stage}' of {unit.run.run_dir} failed: {why}")
         self.unit, self.code, self.why = unit, code, why
-
-
-def threads_per_job(jobs: int, cores: int | None = None) -> int:
-    """The cores split evenly between the jobs, at least one thread each.
-
-    >>> threads_per_job(2, 2), threads_per_job(3, 2), threads_per_job(2, 16)
-    (1, 1, 8)
-    """
-    cores = cores or len(os.sched_getaffinity(0))
-    return max(1, cores // jobs)
 
 
 def plan_units(runs: Sequence[Run], only: str | None = None, from_: str | None = None,
@@ -163,7 +154,7 @@ def run_units(spec_path: Path, units: list[Unit], jobs: int, log: Callable[[str]
     that failed. On Ctrl-C (which reaches the children too: they share the terminal's process
     group and mark their manifests interrupted) it waits for them and re-raises.
     """
-    threads = threads_per_job(jobs, cores)
+    threads = threads_per_process(jobs, cores)
     pending = list(units)
     running: dict[int, tuple[Unit, subprocess.Popen, float]] = {}
     done: set[tuple[Path, str]] = set()
