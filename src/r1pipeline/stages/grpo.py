@@ -21,7 +21,7 @@ Departures from the paper's R1-Zero settings, and why (all are spec fields):
   near-miss preference pairs).
 * ``learning_rate: 3e-5`` (paper 3e-6 for a 671B model): a 1M-parameter model needs larger steps;
   3e-4 destroyed accuracy while the format reward went to 1.0.
-* 8 prompts x G=8 per step, completions of at most 48 tokens, 200 steps (paper: 32 x 16,
+* 8 prompts x G=8 per step, completions of at most 56 tokens, 300 steps (paper: 32 x 16,
   32k tokens, 10,400 steps), sized to run in minutes on two cores.
 * ``epsilon: 0.2`` (PPO's usual clip; paper 10 for the first R1 RL stage, effectively unclipped).
 
