@@ -9,9 +9,9 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 VLLM_VENV ?= .venv-vllm
-# make tiny's processes: data-parallel, one per core of a 2-core laptop (gloo on the CPU). Two
-# one-thread processes ran the tiny recipe 1.35x faster than one process on two threads
-# (bench/results/pipeline-tiny-*); TINY_PROCESSES=1 runs it in one process
+# make tiny's processes: data-parallel, one per core of a 2-core laptop (gloo on the CPU). On 2 Zen 4
+# cores capped to AVX2, two one-thread processes ran the tiny recipe in 18.8 min, one process on two
+# threads in 25.1 (separate runs: bench/results/pipeline-tiny-AVX2-standin*.txt); TINY_PROCESSES=1: one
 TINY_PROCESSES ?= 2
 
 .PHONY: tiny test micro smol clean
