@@ -39,7 +39,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from r1pipeline.precision import cpu_facts
+    from r1pipeline.machine import cpu_facts
     from r1pipeline.rollout.hf import encode, generate_ids
     from r1pipeline.stages.common import build_task
     from r1pipeline.tasks.templates import render

@@ -186,7 +186,7 @@ def main() -> None:
     import torch
 
     from r1pipeline.models.catalog import resolve_model
-    from r1pipeline.precision import cpu_facts
+    from r1pipeline.machine import cpu_facts
 
     path = resolve_model("smollm2-135m-instruct")
     facts = cpu_facts("cpu")

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1pipeline.precision import cpu_facts, gemm_peak
+from r1pipeline.machine import cpu_facts, gemm_peak
 from r1pipeline.rundir import MANIFEST, read_json
 from r1pipeline.pipeline.work import TRAINING_KINDS, Work, params_resolver, stage_work
 
@@ -51,7 +51,7 @@ SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def cpu_model(cpuinfo: str) -> str:
-    """The CPU's name from /proc/cpuinfo text (``precision.cpu_facts``, which ``dtype: auto`` records).
+    """The CPU's name from /proc/cpuinfo text (``machine.cpu_facts``, which ``dtype: auto`` records).
 
     >>> cpu_model("processor : 0\\nmodel name\\t: AMD EPYC 7B13\\nflags : avx2")
     'AMD EPYC 7B13'

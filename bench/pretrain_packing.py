@@ -36,7 +36,7 @@ def main(steps: int = 40, batch: int = 128) -> None:
     import yaml
 
     from r1pipeline.models.tiny import TinyModelConfig, build_model, build_tokenizer
-    from r1pipeline.precision import cpu_facts
+    from r1pipeline.machine import cpu_facts
     from r1pipeline.stages.common import build_task
 
     base = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())["stages"][0]

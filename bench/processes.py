@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from r1pipeline.precision import cpu_facts
+from r1pipeline.machine import cpu_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = ["base.steps=90", "base.warmup_steps=10", "r1_zero.steps=30", "reasoning_rl.steps=20"]

@@ -20,7 +20,7 @@ The contenders run interleaved, one timed call each per repetition, after one wa
 * ``vllm``: ``VLLMEngine`` (when installed).
 
 Also printed: the CPU and its class (AVX2 / AVX-512 / AMX), the rate of fp32 and bf16 GEMMs
-(``precision.gemm_peak``: up to 2048^3, smaller where a call would take seconds) as a ceiling, each
+(``machine.gemm_peak``: up to 2048^3, smaller where a call would take seconds) as a ceiling, each
 contender's share of it (model FLOPs per token = 2 x parameters + attention), and the cost of
 one ``update_weights`` from a float32 policy. All contenders use torch's thread count (vLLM's
 server is given the same), so the ceiling holds for each. Medians over repetitions; the last
@@ -97,7 +97,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from r1pipeline.models.catalog import resolve_model
-    from r1pipeline.precision import cpu_facts, gemm_peak
+    from r1pipeline.machine import cpu_facts, gemm_peak
     from r1pipeline.rollout.base import vllm_available
     from r1pipeline.rollout.hf import HFEngine
     from r1pipeline.tasks.templates import render

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from r1pipeline import precision
-from r1pipeline.precision import Facts, Measurement, decide
+from r1pipeline import machine
+from r1pipeline.machine import Facts
+from r1pipeline.precision import Measurement, decide
 
 SHAPES = ((64, 32, 32), (64, 32, 128))
 AVX2 = Facts("cpu", "x86_64", "AMD EPYC", ("avx2",))
@@ -180,10 +182,10 @@ def test_the_cache_misses_when_what_was_measured_changes(cache, monkeypatch, cha
 
 
 def test_isa_limits_in_the_environment_reach_the_facts_and_the_manifest(monkeypatch):
-    for name in precision.ISA_LIMITS:  # none but the one set here, even under the AVX2 stand-in
+    for name in machine.ISA_LIMITS:  # none but the one set here, even under the AVX2 stand-in
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    facts = precision.cpu_facts("cpu", "model name : AMD EPYC\nflags : avx2 avx512f avx512_bf16")
+    facts = machine.cpu_facts("cpu", "model name : AMD EPYC\nflags : avx2 avx512f avx512_bf16")
     assert facts.isa_limits == ("ONEDNN_MAX_CPU_ISA=AVX2",)
     assert facts.cpu_class == "AVX-512 capped by ONEDNN_MAX_CPU_ISA=AVX2"
     decision = precision.Decision("float32", "pinned", "spec", facts=facts)

@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from r1pipeline import machine_cache, precision
+from r1pipeline import machine, machine_cache, precision
 
 IMPLEMENTATIONS = ("sdpa", "eager")
 CHOICES = ("auto", *IMPLEMENTATIONS)
@@ -122,7 +122,7 @@ def cache_key(threads: int, dtype: str, shape: str, torch_version: str) -> str:
     >>> cache_key(2, "bfloat16", "llama h128 l4 a4 i512 b128x128", "2.13.0").split("|")[-2:]
     ['dtype=bfloat16', 'step=llama h128 l4 a4 i512 b128x128']
     """
-    facts = precision.machine_facts("cpu")
+    facts = machine.machine_facts("cpu")
     return f"{precision.cache_key(facts, threads, (), torch_version)}|dtype={dtype}|step={shape}"
 
 
@@ -138,7 +138,7 @@ def resolve(requested: str, *, step: Callable[[str], None], key: str, device: st
             raise ValueError(f"{ENV_FORCE}={forced!r} is not a kernel; fix: set it to sdpa, eager or measure, "
                              f"or unset it")
         return AttentionDecision(forced, f"{ENV_FORCE}={forced} in the environment", "env")
-    if precision.device_type(device) != "cpu":
+    if machine.device_type(device) != "cpu":
         return AttentionDecision("sdpa", "fused kernels on this device", "device")
     path = machine_cache.cache_dir() / CACHE_FILE
     cached = machine_cache.read_entries(path).get(key) if forced != "measure" else None

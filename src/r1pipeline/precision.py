@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from r1pipeline import machine_cache
+from r1pipeline.machine import Facts, device_type, machine_facts
 from r1pipeline.machine_cache import BUSY, ENV_CACHE, machine_load  # noqa: F401  (callers and tests name them here)
 
 Shape = tuple[int, int, int]  # (m, k, n): (m, k) activations times an (n, k) weight, as nn.Linear
@@ -54,11 +54,6 @@ MIN_SAMPLE = 2e-3     # seconds: a timed sample repeats the GEMM until it lasts 
 DEFAULT_SHAPES_OF = (576, 1536, 512)  # (hidden, intermediate, tokens): SmolLM2-135M, when unknown
 ENV_FORCE = "R1_DTYPE_AUTO"
 CACHE_FILE, CACHE_VERSION = "precision.json", 1
-# environment variables that cap the instructions torch, MKL and oneDNN use (an AVX-512 machine run as
-# an AVX2 one): rates measured under one cap say nothing of another, so they join the cache key
-ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
-# /proc/cpuinfo flags that bear on bf16 and vector width (x86 "flags", aarch64 "Features")
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_ne_convert", "asimd", "bf16", "sve", "i8mm")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
@@ -86,30 +81,6 @@ def config_shapes(model_dir: str | Path | None, tokens: int) -> tuple[Shape, ...
     if not hidden:
         return None
     return model_shapes(hidden, cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden, tokens)
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What is known about the machine before measuring."""
-
-    device: str                        # cpu | cuda | mps
-    arch: str = ""                     # platform.machine(): x86_64, aarch64, arm64
-    cpu_model: str = ""
-    isa: tuple[str, ...] = ()          # the ISA_FLAGS this CPU has
-    cuda_bf16: bool | None = None      # torch.cuda.is_bf16_supported(), on a CUDA device
-    isa_limits: tuple[str, ...] = ()   # "NAME=value" of the ISA_LIMITS set in the environment
-
-    @property
-    def cpu_class(self) -> str:
-        """``AMX``, ``AVX-512``, ``AVX2`` or the architecture: what decides GEMM speed by dtype (and
-        the environment's ISA caps, where set: an AVX-512 machine run as an AVX2 one says so).
-
-        >>> Facts("cpu", "x86_64", isa=("avx2", "avx512f", "amx_bf16")).cpu_class, Facts("cpu", "aarch64").cpu_class
-        ('AMX', 'aarch64')
-        """
-        name = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
-                     if flag in self.isa), self.arch or "unknown")
-        return f"{name} capped by {' '.join(self.isa_limits)}" if self.isa_limits else name
 
 
 @dataclass(frozen=True)
@@ -195,59 +166,6 @@ def decide(gflops: Mapping[str, float | None] | None, facts: Facts, stable: bool
     if ratio >= BF16_MARGIN:
         return "bfloat16", f"{verdict}, at least {BF16_MARGIN}x{hint}"
     return "float32", f"{verdict}, below the {BF16_MARGIN}x that bf16 needs{hint}"
-
-
-def isa_limits(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The ISA caps set in ``env`` (default: this process's), as ``NAME=value``.
-
-    >>> isa_limits({"ATEN_CPU_CAPABILITY": "avx2", "HOME": "/root"})
-    ('ATEN_CPU_CAPABILITY=avx2',)
-    """
-    env = os.environ if env is None else env
-    return tuple(f"{name}={env[name]}" for name in ISA_LIMITS if env.get(name))
-
-
-def cpu_facts(device: str, cpuinfo: str | None = None, env: Mapping[str, str] | None = None) -> Facts:
-    """The CPU's model name and ISA flags (from /proc/cpuinfo where there is one), and the ISA caps
-    set in ``env`` (default: this process's environment).
-
-    >>> cpu_facts("cpu", "model name : AMD EPYC\\nflags : fpu avx avx2").isa
-    ('avx2',)
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip().lower(), value.strip())
-    flags = set((fields.get("flags") or fields.get("features") or "").split())
-    model = fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine()
-    return Facts(device=device, arch=platform.machine(), cpu_model=model,
-                 isa=tuple(f for f in ISA_FLAGS if f in flags), isa_limits=isa_limits(env))
-
-
-def device_type(device: str | None) -> str:
-    """``cuda:1`` -> ``cuda``; None -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device is None:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device).split(":")[0]
-
-
-def machine_facts(device: str) -> Facts:
-    """Facts of this machine for ``device`` (a device type)."""
-    facts = cpu_facts(device)
-    if device == "cuda":
-        import torch
-
-        return Facts(device, facts.arch, torch.cuda.get_device_name(), facts.isa, torch.cuda.is_bf16_supported(),
-                     facts.isa_limits)
-    return facts
 
 
 class GemmTimer:
@@ -496,26 +414,3 @@ def resolve_agreed(dtype: str = "auto", shapes: Sequence[Shape] | None = None,
 
     decision = resolve(dtype, shapes, device) if distributed.is_main() else None
     return distributed.broadcast_object(decision)
-
-
-def gemm_peak(dtype: str, max_n: int = 2048, call_s: float = 2.0, reps: int = 3) -> tuple[float, int]:
-    """This machine's GEMM ceiling in ``dtype`` on torch's threads, for benchmarks: (best GFLOP/s of an
-    n^3 matmul, n): n doubles from 256 while the next size's call would
-    stay under ``call_s`` seconds, up to ``max_n``; then the best of ``reps`` calls."""
-    import torch
-
-    def timed(a, b) -> float:
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        return time.perf_counter() - t0
-
-    n = 256
-    while True:
-        a, b = torch.randn(n, n).to(getattr(torch, dtype)), torch.randn(n, n).to(getattr(torch, dtype))
-        torch.matmul(a, b)  # warm-up: allocations, oneDNN primitives
-        seconds = timed(a, b)
-        if n >= max_n or seconds * 8 > call_s:
-            break
-        n *= 2
-    best = min([seconds] + [timed(a, b) for _ in range(reps - 1)])
-    return 2 * n ** 3 / best / 1e9, n

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from r1pipeline import precision
+from r1pipeline import machine
 
 from tests.conftest import ROOT
 from tests.pipeline.fake_work import CPU, P, make_fake_run
@@ -32,7 +32,7 @@ def test_the_modules_doctests_pass():
 
 
 def test_cpu_class_from_flags_and_the_cpu_model(monkeypatch):
-    for name in precision.ISA_LIMITS:  # as when run under the AVX2 stand-in
+    for name in machine.ISA_LIMITS:  # as when run under the AVX2 stand-in
         monkeypatch.delenv(name, raising=False)
     assert bench.cpu_class("flags\t: fpu sse4_2 avx avx2 fma") == "AVX2"
     assert bench.cpu_class("flags\t: avx2 avx512f avx512bw") == "AVX-512"

@@ -63,7 +63,7 @@ def _git_commit() -> str:
 
 def _cpu() -> str:
     """The CPU's model and class (AVX2, AVX-512, AMX: what its timings depend on)."""
-    from r1pipeline.precision import cpu_facts
+    from r1pipeline.machine import cpu_facts
 
     facts = cpu_facts("cpu")
     return f"{facts.cpu_model} ({facts.cpu_class})"

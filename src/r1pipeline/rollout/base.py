@@ -113,7 +113,7 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     >>> cpu_has_bf16("flags : fpu avx2 avx512f avx512_bf16"), cpu_has_bf16("flags : fpu avx2")
     (True, False)
     """
-    from r1pipeline.precision import cpu_facts
+    from r1pipeline.machine import cpu_facts
 
     return any(f in cpu_facts("cpu", cpuinfo).isa for f in CPU_BF16_FLAGS)
 

@@ -97,11 +97,11 @@ def model_shape(model_path: str | Path) -> str:
 
 
 def cache_key(model_path: str | Path, threads: int) -> str:
-    from r1pipeline import precision
-
     import torch
 
-    facts = precision.machine_facts("cpu")
+    from r1pipeline import machine
+
+    facts = machine.machine_facts("cpu")
     return (f"cpu={facts.cpu_model}|isa={'+'.join(facts.isa)}|torch={torch.__version__}|threads={threads}"
             f"|{model_shape(model_path)}")
 
