@@ -63,6 +63,18 @@ def test_examples_are_right_at_the_requested_rate():
     assert 0.75 < good < 0.9
 
 
+def test_harmful_prompts_take_their_own_rate():
+    task = TinyGeneral(harmful_share=0.5)
+    ex = task.examples(1000, seed=0, p_good=0.9, p_good_harmful=0.2)
+    def rate(harmful):
+        rows = [e for e in ex if e["harmful"] == harmful]
+        return sum(task.oracle(e, e["completion"]) == 1.0 for e in rows) / len(rows)
+    assert rate(True) < 0.3 and rate(False) > 0.85
+    same = task.examples(1000, seed=0, p_good=0.9)  # unset: p_good for both
+    assert sum(task.oracle(e, e["completion"]) == 1.0 for e in same if e["harmful"]) / sum(
+        e["harmful"] for e in same) > 0.85
+
+
 def test_ops_choose_the_instructions_and_their_wrong_answers():
     rows = TinyGeneral(ops=["reverse"], harmful_share=0).load("train", 50, seed=0)
     assert all(r["question"].startswith("reverse ") and r["answer"] == r["question"][8:][::-1] for r in rows)

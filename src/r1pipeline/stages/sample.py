@@ -74,6 +74,8 @@ class NonReasoning(BaseModel):
     task: dict[str, Any]
     n: int = Field(gt=0)
     p_good: float = Field(1.0, ge=0, le=1, description="share of responses that are right")
+    p_good_harmful: float | None = Field(None, ge=0, le=1,
+                                         description="share of harmful prompts refused cleanly (p_good when unset)")
 
 
 Source = Annotated[Union[ModelSource, FileSource], Field(discriminator="type")]
@@ -241,7 +243,8 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     n_reasoning = len(kept)
     if cfg.non_reasoning is not None:
         general = build_task(cfg.non_reasoning.task, spec_base)
-        for e in general.examples(cfg.non_reasoning.n, ctx.seed, cfg.non_reasoning.p_good):
+        for e in general.examples(cfg.non_reasoning.n, ctx.seed, cfg.non_reasoning.p_good,
+                                   cfg.non_reasoning.p_good_harmful):
             kept.append({"prompt": render(cfg.template, e["question"]), "completion": e["completion"],
                          "question": e["question"], "answer": e["answer"], "id": e["id"],
                          "source": f"non_reasoning:{cfg.non_reasoning.task['source']}",

@@ -119,10 +119,14 @@ class TinyGeneral(TaskSource):
         wrong = [OPS[o](arg) for o in self.ops if OPS[o](arg) != row["answer"]] or [arg[:-1]]
         return f"<think></think>{rng.choice(wrong + [REFUSAL])}"
 
-    def examples(self, n: int, seed: int, p_good: float) -> list[dict[str, Any]]:
-        """``n`` training prompts with responses (the non-reasoning SFT data)."""
+    def examples(self, n: int, seed: int, p_good: float,
+                 p_good_harmful: float | None = None) -> list[dict[str, Any]]:
+        """``n`` training prompts with responses (the non-reasoning SFT data); harmful prompts are
+        refused cleanly with probability ``p_good_harmful`` (``p_good`` when None)."""
         rng = random.Random(f"{seed}-general-examples")
-        return [{**r, "completion": self.response(r, rng, p_good)} for r in self.load("train", n, seed)]
+        harmful_p = p_good if p_good_harmful is None else p_good_harmful
+        return [{**r, "completion": self.response(r, rng, harmful_p if r["harmful"] else p_good)}
+                for r in self.load("train", n, seed)]
 
     def corpus(self, n: int, seed: int, **_) -> list[str]:
         """``n`` pretraining documents over the train prompts; a prompt recurs (with a fresh
