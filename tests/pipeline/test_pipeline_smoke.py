@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from r1pipeline.tasks.tiny_general import REFUSAL
 from tests.conftest import CONFIGS, MICRO_SETS
 
 import yaml
@@ -91,6 +92,8 @@ def test_sample_stages_write_provenance_and_counts_per_filter(micro_run: Path):
     rows = [json.loads(line) for line in (micro_run / "rejection_sampling" / "data" / "train.jsonl").open()]
     assert rows and all({"prompt", "completion", "source", "id", "decision"} <= set(r) for r in rows)
     assert summary["kept_non_reasoning"] == sum(r["domain"] == "general" for r in rows)
+    harmful = [r for r in rows if r["domain"] == "general" and r["answer"] == REFUSAL]
+    assert harmful and all(r["completion"] != f"<think></think>{REFUSAL}" for r in harmful)  # p_good_harmful: 0.0
     rejected = [json.loads(line) for line in (micro_run / "rejection_sampling" / "data" / "rejected.jsonl").open()]
     assert all(r["reason"] for r in rejected)
 
