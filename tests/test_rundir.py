@@ -62,3 +62,14 @@ def test_a_changed_data_file_changes_the_hash_of_the_stages_that_read_it(tmp_pat
     changed = {name for name in before if before[name] != after[name]}
     assert "cold_start" in changed and "cold_start_sft" in changed
     assert "base" not in changed and "r1_zero" not in changed
+
+
+def test_an_unset_p_good_harmful_leaves_the_sample_stage_hash_as_before_the_field_existed():
+    from r1pipeline.stages.sample import Config
+
+    stage = {"name": "rs", "kind": "sample", "task": {"source": "tiny_product"},
+             "sources": [{"type": "model", "model": "m", "prompts": 4, "k": 1}],
+             "non_reasoning": {"task": {"source": "tiny_general"}, "n": 8, "p_good": 0.6}}
+    assert "p_good_harmful" not in Config(**stage).hashed_config()["non_reasoning"]
+    set_it = {**stage, "non_reasoning": {**stage["non_reasoning"], "p_good_harmful": 0.3}}
+    assert Config(**set_it).hashed_config()["non_reasoning"]["p_good_harmful"] == 0.3

@@ -95,6 +95,12 @@ class Config(StageConfig):
     non_result_fields = frozenset({"batch_size"})
     makes_data = True
 
+    def hashed_config(self) -> dict[str, Any]:
+        out = super().hashed_config()
+        if out.get("non_reasoning") and out["non_reasoning"].get("p_good_harmful") is None:
+            del out["non_reasoning"]["p_good_harmful"]  # a later field: unset, it leaves the hash as it was
+        return out
+
     def inputs(self, stage_names: set[str]) -> list[str]:
         return [s.model for s in self.sources if isinstance(s, ModelSource) and s.model in stage_names]
 
