@@ -85,12 +85,12 @@ def evaluated(tmp_path: Path, monkeypatch):
     calls = []
 
     def fake_sample_sets(config, path, jobs, label):
-        calls.append([(len(j.prompts), j.max_new_tokens, j.seed, j.k, j.temperature) for j in jobs])
+        calls.append([(len(j.prompts), j.max_new_tokens, j.seed, j.k, j.temperature, j.top_p) for j in jobs])
         return [canned(j.prompts, j.max_new_tokens) for j in jobs]
 
     monkeypatch.setattr(evaluate, "sample_sets", fake_sample_sets)
     config = cfg(sets={"hard": {"task": {"source": "tiny_product", "n_digits": 6}, "n_prompts": 3,
-                                "max_new_tokens": 40, "models": ["b"], "temperature": 1.0}})
+                                "max_new_tokens": 40, "models": ["b"], "temperature": 1.0, "top_p": 1.0}})
     ctx = StageContext(name="evaluate", dir=tmp_path / "evaluate", run_dir=tmp_path, seed=0,
                        input_dirs={"a": tmp_path / "a", "b": tmp_path / "b"})
     summary = evaluate.run(config, ctx, str(CONFIGS))
@@ -108,9 +108,10 @@ def test_the_main_set_keeps_its_summary_keys_and_extra_sets_go_under_sets(evalua
     assert hard["n_prompts"] == 3 and hard["max_new_tokens"] == 40 and list(hard["models"]) == ["b"]
     # model a answers the main and general prompts only; b also the hard set, at its own length and seed
     k = summary["k"]
-    assert calls[0] == [(4 + 4, 24, 0, k, 0.6)]
-    assert calls[1][0] == (8, 24, 0, k, 0.6) and calls[1][1][:2] == (3, 40) and calls[1][1][2] != 0
-    assert calls[1][1][3:] == (k, 1.0) and (hard["k"], hard["temperature"]) == (k, 1.0)  # its own temperature
+    assert calls[0] == [(4 + 4, 24, 0, k, 0.6, 0.95)]
+    assert calls[1][0] == (8, 24, 0, k, 0.6, 0.95) and calls[1][1][:2] == (3, 40) and calls[1][1][2] != 0
+    assert calls[1][1][3:] == (k, 1.0, 1.0)  # its own temperature and top-p
+    assert (hard["k"], hard["temperature"], hard["top_p"]) == (k, 1.0, 1.0)
 
 
 def test_samples_name_their_set_and_general_rows_carry_the_oracle(evaluated):
@@ -163,4 +164,17 @@ def test_a_set_without_its_own_sampling_keeps_the_hash_and_one_with_it_changes_i
     assert "k" not in cfg(sets=plain).hashed_config()["sets"]["hard"]
     hotter = {"hard": {**plain["hard"], "temperature": 1.0}}
     assert cfg(sets=hotter).hashed_config() != cfg(sets=plain).hashed_config()
-    assert cfg(sets={"hard": {**plain["hard"], "k": 16}}).set_sampling("hard") == (16, 0.6)
+    assert cfg(sets={"hard": {**plain["hard"], "k": 16}}).set_sampling("hard") == (16, 0.6, 0.95)
+    assert cfg(sets={"hard": {**plain["hard"], "top_p": 1.0}}).set_sampling("hard") [1:] == (0.6, 1.0)
+    assert cfg(sets={"hard": {**plain["hard"], "top_p": 1.0}}).hashed_config() != cfg(sets=plain).hashed_config()
+
+
+def test_tiny_measures_r1_zero_length_on_the_samples_r1_zero_trained_on():
+    """The paper's length curve is of RL's own samples: tiny.yaml's rollout set samples as r1_zero's GRPO does."""
+    spec = load_spec(CONFIGS / "tiny.yaml")
+    grpo, stage = spec.stage("r1_zero"), spec.stage("evaluate")
+    k, temperature, top_p = stage.set_sampling("rollout")
+    assert (temperature, top_p) == (grpo.temperature, grpo.top_p)
+    assert stage.sets["rollout"].task == grpo.task and stage.sets["rollout"].max_new_tokens == grpo.max_completion_length
+    (length,) = [f for f in spec.findings if f.name == "r1_zero_length"]
+    assert {side.set for _, side in length.sides()} == {"rollout"}

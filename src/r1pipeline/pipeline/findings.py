@@ -158,7 +158,9 @@ def _side(model: str, metric: str, **kw: Any) -> dict[str, Any]:
 
 NON_INFERIOR_3 = {"test": "non_inferior", "margin": 0.03}  # at most 3 points worse
 
-# The paper's findings for the recipe's standard stage names (configs/tiny.yaml declares the same list).
+# The paper's findings for the recipe's standard stage names. configs/tiny.yaml declares the same list, but
+# reads r1_zero_length on its `rollout` set (T=1, as R1-Zero's GRPO samples); the default stays on the main set,
+# which every evaluate stage has.
 DEFAULT_FINDINGS: list[Finding] = [
     _finding("final_keeps_reasoning", "the final model keeps reasoning RL's pass@1 (within 3 points)",
              "R1 79.8 vs R1-Zero 71.0 (AIME 2024 pass@1)", _side("all_scenario_rl", "pass@1"),

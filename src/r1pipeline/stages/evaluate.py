@@ -70,8 +70,9 @@ class EvalSet(BaseModel):
                                                                      "(default: all of them)")
     k: int | None = Field(None, gt=0, description="samples per prompt; default: the stage's k")
     temperature: float | None = Field(None, gt=0, description="default: the stage's temperature")
+    top_p: float | None = Field(None, gt=0, le=1, description="default: the stage's top_p")
 
-    optional: ClassVar[tuple[str, ...]] = ("k", "temperature")  # left out of the stage's hash while unset (earlier runs keep theirs)
+    optional: ClassVar[tuple[str, ...]] = ("k", "temperature", "top_p")  # left out of the stage's hash while unset (earlier runs keep theirs)
 
 
 class Config(StageConfig):
@@ -101,7 +102,7 @@ class Config(StageConfig):
     dtype: Dtype = Field("auto", description="weights of the generating model (auto: bf16 where it measured "
                                              "faster, per model: manifest.json's precision)")
     sets: dict[str, EvalSet] = Field({}, description="extra held-out sets: name -> {task, n_prompts, "
-                                                     "max_new_tokens, models}")
+                                                     "max_new_tokens, models, k, temperature, top_p}")
 
     non_result_fields = frozenset({"batch_size"})
     # engine hf, dtype auto (the default that replaced float32) and no extra sets keep the hash of
@@ -117,10 +118,10 @@ class Config(StageConfig):
                     es.pop(name, None)
         return out
 
-    def set_sampling(self, name: str) -> tuple[int, float]:
-        """(k, temperature) of the extra set ``name``: its own where it sets them, else the stage's."""
+    def set_sampling(self, name: str) -> tuple[int, float, float]:
+        """(k, temperature, top_p) of the extra set ``name``: its own where it sets them, else the stage's."""
         es = self.sets[name]
-        return es.k or self.k, es.temperature or self.temperature
+        return es.k or self.k, es.temperature or self.temperature, es.top_p or self.top_p
 
     def inputs(self, stage_names: set[str]) -> list[str]:
         refs = [*self.models, *self.reward_models.values()]
@@ -209,19 +210,20 @@ def sample(cfg: Config, path: str, prompts: list[str], seed: int, label: str, ma
     HF: a collective, every process generates its share and gets all completions. vLLM: rank 0
     generates everything (one engine per machine), the other processes get None.
     """
-    job = Job(prompts, max_new_tokens or cfg.max_new_tokens, seed, cfg.k, cfg.temperature)
+    job = Job(prompts, max_new_tokens or cfg.max_new_tokens, seed, cfg.k, cfg.temperature, cfg.top_p)
     out = sample_sets(cfg, path, [job], label)
     return None if out is None else out[0]
 
 
 class Job(NamedTuple):
-    """One call's worth of sampling: ``k`` completions of each prompt at ``temperature``."""
+    """One call's worth of sampling: ``k`` completions of each prompt at ``temperature`` and ``top_p``."""
 
     prompts: list[str]
     max_new_tokens: int
     seed: int
     k: int
     temperature: float
+    top_p: float
 
 
 def cached_sample_sets(cfg: Config, ctx: StageContext, name: str, jobs: list[Job], reused: dict[str, int]):
@@ -231,8 +233,8 @@ def cached_sample_sets(cfg: Config, ctx: StageContext, name: str, jobs: list[Job
 
     main = distributed.is_main()
     model = eval_cache.model_id(ctx.input_dirs.get(name))
-    sampling = {"top_p": cfg.top_p, "engine": cfg.engine, "dtype": cfg.dtype, "batch_size": cfg.batch_size}
-    keys = [eval_cache.job_key(model, j, sampling) if model else None for j in jobs]
+    sampling = {"engine": cfg.engine, "dtype": cfg.dtype, "batch_size": cfg.batch_size}
+    keys = [eval_cache.job_key(model, j, {**sampling, "top_p": j.top_p}) if model else None for j in jobs]
     have = [eval_cache.load(ctx.run_dir, key, len(j.prompts), j.k) if key and main else None
             for key, j in zip(keys, jobs)]
     todo = distributed.broadcast_object([i for i, h in enumerate(have) if h is None])
@@ -249,7 +251,7 @@ def cached_sample_sets(cfg: Config, ctx: StageContext, name: str, jobs: list[Job
 
 
 def sample_sets(cfg: Config, path: str, jobs: list[Job], label: str):
-    """``sample`` for several jobs, loading the model once (top-p, engine and dtype: the stage's)."""
+    """``sample`` for several jobs, loading the model once (engine and dtype: the stage's)."""
     from r1pipeline.progress import progress_bar
     from r1pipeline.rollout.base import make_engine, resolve_kind
 
@@ -265,7 +267,7 @@ def sample_sets(cfg: Config, path: str, jobs: list[Job], label: str):
                 out = []
                 for j in jobs:
                     out.append(engine.generate(j.prompts, max_new_tokens=j.max_new_tokens, seed=j.seed,
-                                               num_samples=j.k, temperature=j.temperature, top_p=cfg.top_p))
+                                               num_samples=j.k, temperature=j.temperature, top_p=j.top_p))
                     bar.update(len(j.prompts) * j.k)
             return out
         finally:
@@ -282,7 +284,7 @@ def sample_sets(cfg: Config, path: str, jobs: list[Job], label: str):
     with progress_bar(label, total=total) as bar:
         return [generate(model, tokenizer, j.prompts, batch_size=cfg.batch_size, shard=True, progress=bar,
                          max_new_tokens=j.max_new_tokens, seed=j.seed, num_samples=j.k,
-                         temperature=j.temperature, top_p=cfg.top_p) for j in jobs]
+                         temperature=j.temperature, top_p=j.top_p) for j in jobs]
 
 
 def set_seed(seed: int, name: str) -> int:
@@ -321,7 +323,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     for name in cfg.models:
         mine = [s for s in cfg.sets if name in cfg.set_models(s)]
         gen = general_prompts if cfg.answers_general(name) else []
-        jobs = [Job(prompts + gen, cfg.max_new_tokens, ctx.seed, cfg.k, cfg.temperature)]  # as before sets
+        jobs = [Job(prompts + gen, cfg.max_new_tokens, ctx.seed, cfg.k, cfg.temperature, cfg.top_p)]  # as before sets
         jobs += [Job([render(cfg.template, r["question"]) for r in extra[s]],
                      cfg.sets[s].max_new_tokens or cfg.max_new_tokens, set_seed(ctx.seed, s),
                      *cfg.set_sampling(s)) for s in mine]
@@ -352,7 +354,7 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
                "reused_jobs": reused}  # model -> jobs read from eval_cache instead of sampled
     if cfg.sets:
         summary["sets"] = {s: {"n_prompts": len(extra[s]), "max_new_tokens": es.max_new_tokens or cfg.max_new_tokens,
-                               **dict(zip(("k", "temperature"), cfg.set_sampling(s))), "models": sets[s]}
+                               **dict(zip(("k", "temperature", "top_p"), cfg.set_sampling(s))), "models": sets[s]}
                            for s, es in cfg.sets.items()}
     from r1pipeline.trackers import scalars
 
