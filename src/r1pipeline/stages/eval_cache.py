@@ -1,10 +1,10 @@
 """Completions the evaluate stage has already generated, kept so that it never samples them twice.
 
 An evaluation is a list of jobs per model (``evaluate.Job``: prompts, max_new_tokens, seed, k,
-temperature). Each finished job's completions are written to
+temperature, top-p). Each finished job's completions are written to
 ``<run>/cache/evaluate/<key>.json``, the key naming everything the completions depend on: the
 model (the hash of the stage that made it and when it ended, from its manifest), the job, and the sampling
-settings (top-p, engine, dtype, batch size). The next evaluation of the run reads what is there:
+settings (engine, dtype, batch size). The next evaluation of the run reads what is there:
 
 * a killed evaluate resumes after the last model it finished (today's 9 models x 2-5 min each);
 * a changed evaluate config (a set added, a model added, another k for one set) samples only what
