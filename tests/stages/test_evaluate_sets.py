@@ -165,7 +165,7 @@ def test_a_set_without_its_own_sampling_keeps_the_hash_and_one_with_it_changes_i
     hotter = {"hard": {**plain["hard"], "temperature": 1.0}}
     assert cfg(sets=hotter).hashed_config() != cfg(sets=plain).hashed_config()
     assert cfg(sets={"hard": {**plain["hard"], "k": 16}}).set_sampling("hard") == (16, 0.6, 0.95)
-    assert cfg(sets={"hard": {**plain["hard"], "top_p": 1.0}}).set_sampling("hard") [1:] == (0.6, 1.0)
+    assert cfg(sets={"hard": {**plain["hard"], "top_p": 1.0}}).set_sampling("hard")[1:] == (0.6, 1.0)
     assert cfg(sets={"hard": {**plain["hard"], "top_p": 1.0}}).hashed_config() != cfg(sets=plain).hashed_config()
 
 
@@ -173,7 +173,7 @@ def test_tiny_measures_r1_zero_length_on_the_samples_r1_zero_trained_on():
     """The paper's length curve is of RL's own samples: tiny.yaml's rollout set samples as r1_zero's GRPO does."""
     spec = load_spec(CONFIGS / "tiny.yaml")
     grpo, stage = spec.stage("r1_zero"), spec.stage("evaluate")
-    k, temperature, top_p = stage.set_sampling("rollout")
+    _, temperature, top_p = stage.set_sampling("rollout")
     assert (temperature, top_p) == (grpo.temperature, grpo.top_p)
     assert stage.sets["rollout"].task == grpo.task and stage.sets["rollout"].max_new_tokens == grpo.max_completion_length
     (length,) = [f for f in spec.findings if f.name == "r1_zero_length"]
