@@ -1,14 +1,18 @@
-"""Where a GRPO step of SmolLM2-135M-Instruct goes: generation, rewards, log-probs, backward, optimizer, sync.
+"""Where a GRPO step goes: generation, rewards, log-probs, backward, optimizer, sync (SmolLM2-135M-Instruct or any local model).
 
-Run by hand: ``.venv/bin/python bench/grpo_step.py [--engines trl,auto] [--prompts 2 --g 8 --tokens 32]``.
+Run by hand: ``.venv/bin/python bench/grpo_step.py [--engines trl,auto] [--prompts 2 --g 8 --tokens 32]``;
+the tiny world's R1-Zero step: ``bench/grpo_step.py --model runs/tiny/base/model --task '{source: tiny_product, n_digits: 5}'
+--template r1_zero_short --prompts 4 --g 8 --tokens 56 --beta 0 --engines trl,hf --steps 12 --threads 1``
+(one process's share of tiny.yaml's 64 completions on two processes).
 
-TRL's ``GRPOTrainer`` on SmolLM2 (float32 policy, the R1-Zero prompt on arithmetic questions,
-accuracy + format rewards, ``beta`` 0.001 as in the paper so the reference model runs), one
+TRL's ``GRPOTrainer`` on the model (float32 policy unless ``auto`` picks bf16, the R1-Zero prompt
+on arithmetic questions, or on ``--task``'s training questions, accuracy + format rewards, ``beta``
+0.001 as in the paper so the reference model runs; ``--beta 0`` as tiny.yaml's R1-Zero), one
 optimizer step per generation batch. Each engine (``trl``: TRL's own ``generate`` on the policy;
 ``hf``, ``vllm``, ``auto``: our engine of that kind through ``rollout_func``, in the dtype ``auto``
 measures on this CPU (float32 on AVX2-only CPUs, where bf16 is ~60x slower); auto is vLLM when
-installed, else HF) runs ``--steps`` steps; the last one is reported, split by wrapping
-the trainer's methods:
+installed, else HF) runs ``--steps`` steps; the mean over every step after the first (TRL's
+warm-up) is reported, split by wrapping the trainer's methods:
 
 * generation: ``_generate`` less the weight sync (the engine's ``generate``, or TRL's);
 * weight sync: ``update_weights`` inside our hook (none for ``trl``: it generates with the policy);
@@ -17,7 +21,7 @@ the trainer's methods:
   model; old log-probs only when TRL needs them, which it does not at one step per batch);
 * forward: ``compute_loss`` (the policy's log-probs with autograd, and the loss);
 * backward: ``accelerator.backward``; optimizer: gradient clipping + ``optimizer.step``;
-* other: the rest of the step (padding, advantages, logging, callbacks).
+* other: the rest of the step (padding, advantages, logging, callbacks): TRL's own bookkeeping.
 
 The last line is the headline: the generation share under TRL's default and under our engine.
 The machine's other load moves the numbers; the load average is printed.
@@ -94,16 +98,32 @@ def training_dtype(model_path, tokens: int) -> str:
     return precision.resolve("auto", precision.config_shapes(model_path, tokens), "cpu").dtype
 
 
+def question_rows(args) -> list[dict]:
+    """The prompts of every step: ``--task``'s training questions, else a few arithmetic ones, repeated."""
+    from r1pipeline.tasks.templates import render
+
+    n = args.prompts * args.steps
+    if args.task:
+        import yaml
+
+        from r1pipeline.tasks import registry
+
+        block = yaml.safe_load(args.task)  # a source's name, or a task block as in a spec
+        rows = registry.build(block if isinstance(block, dict) else {"source": block}).load("train", n, 0)
+        return [{**{k: v for k, v in r.items() if k != "question"}, "prompt": render(args.template, r["question"])}
+                for r in rows]
+    return [{"prompt": render(args.template, q), "answer": a, "verifier": "exact"}
+            for q, a in (QUESTIONS * (n // len(QUESTIONS) + 1))[:n]]
+
+
 def build_trainer(engine: str, model_path, args, out_dir: str, times: StepTimes):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from r1pipeline.stages.rl_support import reward_functions
-    from r1pipeline.tasks.templates import render
 
-    rows = [{"prompt": render("r1_zero", q), "answer": a, "verifier": "exact"}
-            for q, a in (QUESTIONS * 4)[:args.prompts * args.steps]]
+    rows = question_rows(args)
     funcs, weights = reward_functions({"accuracy": 1.0, "format": 0.5})
     n = args.prompts * args.g
     # Training precision: what dtype auto picks here, for every contender (so that they differ in generation
@@ -111,7 +131,7 @@ def build_trainer(engine: str, model_path, args, out_dir: str, times: StepTimes)
     # these sizes took 278 s (bf16 GEMMs at 1-2 GFLOP/s), so the baseline would never print its headline.
     bf16 = training_dtype(model_path, n * args.tokens) == "bfloat16"
     cfg = GRPOConfig(bf16=bf16, output_dir=out_dir, max_steps=args.steps, per_device_train_batch_size=n, num_generations=args.g,
-                     max_completion_length=args.tokens, learning_rate=1e-6, beta=0.001, loss_type="dapo",
+                     max_completion_length=args.tokens, learning_rate=1e-6, beta=args.beta, loss_type="dapo",
                      temperature=1.0, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
                      disable_tqdm=True, reward_weights=weights, seed=0, shuffle_dataset=False)
     hook = None
@@ -132,6 +152,9 @@ def build_trainer(engine: str, model_path, args, out_dir: str, times: StepTimes)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_path), reward_funcs=funcs, args=cfg,
                           train_dataset=Dataset.from_list(rows), processing_class=tok, rollout_func=hook,
                           callbacks=[times.callback()])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # a dict of logs a step: the parts below say what matters here
     return trainer, hook
 
 
@@ -163,14 +186,26 @@ def run_engine(engine: str, model_path, args) -> dict[str, float]:
     totals = ", ".join(f"{s['total']:.1f}" for s in times.steps)
     print(f"{label}: {args.steps} steps in {time.perf_counter() - t0:.1f} s (engine start included); "
           f"step totals {totals} s")
-    last = times.steps[-1]
-    last["generation"] -= last.get("weight sync", 0.0)  # the sync runs inside _generate
-    last["other"] = last["total"] - sum(last.get(p, 0.0) for p in PARTS if p != "other")
+    last = mean_step(times.steps)
     for p in PARTS:
         v = last.get(p, 0.0)
         print(f"  {p:>18}: {v:6.2f} s  {100 * v / last['total']:5.1f}%")
     last["label"] = label
     return last
+
+
+def mean_step(steps: list[dict[str, float]]) -> dict[str, float]:
+    """Seconds per part, averaged over every step after the first (the only one when there is one).
+
+    >>> r = mean_step([{"total": 9.0}, {"total": 2.0, "generation": 1.0, "weight sync": 0.5}])
+    >>> r["generation"], r["other"]
+    (0.5, 1.0)
+    """
+    kept = steps[1:] or steps
+    mean = {p: sum(s.get(p, 0.0) for s in kept) / len(kept) for p in [*PARTS, "total"]}
+    mean["generation"] -= mean["weight sync"]  # the sync runs inside _generate
+    mean["other"] = mean["total"] - sum(mean[p] for p in PARTS if p != "other")
+    return mean
 
 
 def main() -> None:
@@ -179,23 +214,36 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=2, help="distinct prompts per step (default 2)")
     ap.add_argument("--g", type=int, default=8, help="G, completions per prompt (default 8)")
     ap.add_argument("--tokens", type=int, default=32, help="max completion length (default 32)")
-    ap.add_argument("--steps", type=int, default=2, help="steps per engine; the last is reported (default 2)")
+    ap.add_argument("--steps", type=int, default=2,
+                    help="steps per engine; the mean of all but the first is reported (default 2)")
+    ap.add_argument("--model", default="smollm2-135m-instruct",
+                    help="a catalog model (r1 models list) or a local model directory, e.g. runs/tiny/base/model")
+    ap.add_argument("--task", default="", help="the questions' task: a source's name or a spec's task block, e.g. "
+                         "'{source: tiny_product, n_digits: 5}' (default: a few arithmetic questions)")
+    ap.add_argument("--template", default="r1_zero", help="prompt template (tiny.yaml: r1_zero_short)")
+    ap.add_argument("--beta", type=float, default=0.001, help="KL coefficient; 0: no reference model (tiny.yaml)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (default: torch's); 1 as each of r1 run's processes, and on cores other "
+                         "work holds (2 threads on 2 busy cores made the tiny step 5x slower)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
     from r1pipeline.models.catalog import resolve_model
     from r1pipeline.machine import cpu_facts
 
-    path = resolve_model("smollm2-135m-instruct")
+    path = args.model if os.path.isdir(args.model) else resolve_model(args.model)
     facts = cpu_facts("cpu")
-    print(f"SmolLM2-135M-Instruct GRPO: {args.prompts} prompts x G={args.g}, <= {args.tokens} new tokens, "
+    print(f"{args.model} GRPO: {args.prompts} prompts x G={args.g}, <= {args.tokens} new tokens, "
           f"{facts.cpu_model} ({facts.cpu_class}), torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}; training in {training_dtype(path, args.prompts * args.g * args.tokens)} "
           f"for every contender (dtype auto; TRL's own default is bf16)")
     results = [run_engine(e, path, args) for e in args.engines.split(",")]
-    print(" | ".join(f"{r['label']}: step {r['total']:.1f} s, generation {100 * r['generation'] / r['total']:.0f}%, "
+    print(" | ".join(f"{r['label']}: step {r['total']:.2f} s, generation {100 * r['generation'] / r['total']:.0f}%, "
                      f"sync {100 * r.get('weight sync', 0.0) / r['total']:.0f}%" for r in results))
 
 
