@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="run directory (default runs/bench-<spec>-<time>)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="K=V",
                     help="passed to r1 run --set (repeatable)")
-    ap.add_argument("--num-processes", type=int, default=1, metavar="N",
-                    help="passed to r1 run --num-processes (data-parallel CPU processes)")
+    ap.add_argument("--num-processes", type=int, default=2, metavar="N",
+                    help="passed to r1 run --num-processes (data-parallel CPU processes; default 2, as make tiny)")
     ap.add_argument("--reuse", type=Path, metavar="DIR", help="analyse this finished run directory, run nothing")
     ap.add_argument("--save", type=Path, metavar="FILE", help="also write the printout to FILE")
     args = ap.parse_args(argv)
