@@ -106,12 +106,12 @@ def question_rows(args) -> list[dict]:
     if args.task:
         import yaml
 
-        from r1pipeline.tasks import registry
+        from r1pipeline.stages.common import build_task
+        from r1pipeline.stages.grpo import prompt_rows
 
         block = yaml.safe_load(args.task)  # a source's name, or a task block as in a spec
-        rows = registry.build(block if isinstance(block, dict) else {"source": block}).load("train", n, 0)
-        return [{**{k: v for k, v in r.items() if k != "question"}, "prompt": render(args.template, r["question"])}
-                for r in rows]
+        task = build_task(block if isinstance(block, dict) else {"source": block}, ".")
+        return prompt_rows(task.load("train", n, 0), args.template)
     return [{"prompt": render(args.template, q), "answer": a, "verifier": "exact"}
             for q, a in (QUESTIONS * (n // len(QUESTIONS) + 1))[:n]]
 

@@ -239,14 +239,11 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
     from r1pipeline.stages.common import build_task
     from r1pipeline.stages.rl_support import (HeldOutEval, MetricsCallback, reward_functions, save_model,
                                               score_completion_tokens_only, train_resumable)
-    from r1pipeline.tasks.templates import render
-
     score_completion_tokens_only()
 
     task = build_task(cfg.task, spec_base)
     rows = task.load("train", cfg.train_prompts, ctx.seed)
-    dataset = Dataset.from_list([{**r, "prompt": render(cfg.template, r["question"])} for r in rows])
-    dataset = dataset.remove_columns([c for c in ("question",) if c in dataset.column_names])
+    dataset = Dataset.from_list(prompt_rows(rows, cfg.template))
     held_out = task.load("test", cfg.eval_prompts, ctx.seed) if cfg.eval_prompts else []
 
     model_path = ctx.model_path(cfg.init)
@@ -286,6 +283,15 @@ def run(cfg: Config, ctx: StageContext, spec_base: str) -> dict[str, Any]:
         "reward_weights": {f.__name__: w for f, w in zip(funcs, weights)},
         "reward_events": {f.__name__: dict(getattr(f, "stats", {})) for f in funcs},
     }
+
+
+def prompt_rows(rows: list[dict], template: str) -> list[dict]:
+    """A task's rows as GRPO's training rows: the question rendered into ``prompt``, every other column kept
+    (the rewards read them: answer, verifier, ...)."""
+    from r1pipeline.tasks.templates import render
+
+    return [{**{k: v for k, v in r.items() if k != "question"}, "prompt": render(template, r["question"])}
+            for r in rows]
 
 
 def _rollout_hook(cfg: Config, model_path, ctx: StageContext, policy, tokenizer):
